@@ -1,0 +1,1 @@
+"""mitmproxy addons: thin glue between flows and the detection engine in `node`."""

@@ -1,0 +1,119 @@
+"""The request record (SPEC §3): what the node records and `replay` reads."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+# Bounds on attacker-controlled strings kept in a record: a record is stored and shown,
+# so nothing in it may be larger than these.
+MAX_PATH = 2048
+MAX_QUERY = 2048
+MAX_UA = 512
+MAX_FIELD = 256
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    ts: float
+    ip: str
+    method: str
+    host: str
+    path: str
+    query: str = ""
+    status: int = 0
+    req_bytes: int = 0
+    resp_bytes: int = 0
+    duration_ms: float | None = None
+    ua: str = ""
+    session: str | None = None
+    user: str | None = None
+    id: str | int | None = None
+    ja3: str | None = None
+    referer: str | None = None
+    content_type: str | None = None
+    blocked: bool = False
+
+    def to_json(self) -> str:
+        d = {k: getattr(self, k) for k in _FIELDS}
+        for k in _OPTIONAL:
+            if d[k] is None or (k == "blocked" and not d[k]):
+                del d[k]
+        return json.dumps(d, separators=(",", ":"), ensure_ascii=False)
+
+
+_FIELDS = RequestRecord.__slots__
+_OPTIONAL = ("id", "ja3", "referer", "content_type", "blocked")
+
+
+class RecordError(ValueError):
+    """A JSON line that is not a valid record; `reason` is a short closed-set label."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+def _str(d: dict[str, Any], key: str, limit: int, default: str | None = "") -> str | None:
+    v = d.get(key, default)
+    if v is None:
+        return default
+    if not isinstance(v, str):
+        raise RecordError("bad-field", key)
+    return v[:limit]
+
+
+def _num(d: dict[str, Any], key: str, default: float | None = 0) -> float | None:
+    v = d.get(key, default)
+    if v is None:
+        return default
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise RecordError("bad-field", key)
+    return v
+
+
+def record_from_dict(d: dict[str, Any]) -> RequestRecord:
+    """Validate one decoded JSON object into a record. Unknown keys are ignored."""
+    if not isinstance(d, dict):
+        raise RecordError("not-object")
+    for k in ("ts", "ip", "method", "path"):
+        if k not in d:
+            raise RecordError("missing-field", k)
+    ts = _num(d, "ts")
+    ip = _str(d, "ip", 64)
+    if not ip:
+        raise RecordError("bad-field", "ip")
+    dur = _num(d, "duration_ms", None)
+    rid = d.get("id")
+    if rid is not None and not isinstance(rid, str | int):
+        rid = str(rid)
+    return RequestRecord(
+        ts=float(ts),
+        ip=ip,
+        method=(_str(d, "method", 16) or "-").upper(),
+        host=(_str(d, "host", MAX_FIELD) or "").lower(),
+        path=_str(d, "path", MAX_PATH) or "/",
+        query=_str(d, "query", MAX_QUERY) or "",
+        status=int(_num(d, "status")),
+        req_bytes=max(0, int(_num(d, "req_bytes"))),
+        resp_bytes=max(0, int(_num(d, "resp_bytes"))),
+        duration_ms=float(dur) if dur is not None else None,
+        ua=_str(d, "ua", MAX_UA) or "",
+        session=_str(d, "session", MAX_FIELD, None),
+        user=_str(d, "user", MAX_FIELD, None),
+        id=rid,
+        ja3=_str(d, "ja3", 64, None),
+        referer=_str(d, "referer", MAX_FIELD, None),
+        content_type=_str(d, "content_type", 128, None),
+        blocked=bool(d.get("blocked", False)),
+    )
+
+
+def record_from_json(line: str | bytes) -> RequestRecord:
+    try:
+        d = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise RecordError("bad-json", str(e)[:80]) from None
+    return record_from_dict(d)
