@@ -1,0 +1,35 @@
+"""The detector table: name → class, in evaluation order. Adding a detector is adding a
+module and a line here; no other detector changes (SPEC §5)."""
+
+from __future__ import annotations
+
+from node.detectors.bad_user_agent import BadUserAgent
+from node.detectors.base import Detector, Finding, Param
+from node.detectors.business_logic import BusinessLogic
+from node.detectors.consumption import ExcessiveRequestConsumption, ExcessiveResponseConsumption
+from node.detectors.forced_browsing import ForcedBrowsing
+from node.detectors.outdated_browser import OutdatedBrowser
+from node.detectors.query_abuse import QueryAbuse
+from node.detectors.request_interval import RequestInterval
+from node.detectors.request_rate import RequestRate
+from node.detectors.request_uniqueness import RequestUniqueness
+from node.detectors.response_time_anomaly import ResponseTimeAnomaly
+from node.detectors.wide_scope import WideScope
+
+DETECTORS: tuple[type[Detector], ...] = (
+    BadUserAgent,
+    ForcedBrowsing,
+    OutdatedBrowser,
+    RequestRate,
+    RequestInterval,
+    RequestUniqueness,
+    QueryAbuse,
+    WideScope,
+    BusinessLogic,
+    ResponseTimeAnomaly,
+    ExcessiveRequestConsumption,
+    ExcessiveResponseConsumption,
+)
+REGISTRY: dict[str, type[Detector]] = {d.name: d for d in DETECTORS}
+
+__all__ = ["DETECTORS", "REGISTRY", "Detector", "Finding", "Param"]

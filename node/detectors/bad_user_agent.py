@@ -1,0 +1,55 @@
+"""Bad user agent: attack tools, HTTP libraries, crawlers and missing user agents.
+
+Matching is linear-time (node.signatures.ua: literal matching over a bounded prefix, cached).
+A claim to be a major search engine's crawler is left to good-bot verification, and a
+browser-looking agent is no evidence either way (any bot can send one): both abstain.
+"""
+
+from node.detectors.base import Detector, Finding
+from node.signatures.ua import classify_ua
+
+_STRENGTH = {
+    # kind: per bot type strength
+    "scanner": {"security_crawlers": 1.0, "scraping": 1.0, "api_abuse": 1.0,
+                "account_takeover": 1.0},
+    "library": {"security_crawlers": 0.3, "scraping": 1.0, "api_abuse": 1.0,
+                "account_takeover": 1.0},
+    "crawler": {"security_crawlers": 0.3, "scraping": 1.0, "api_abuse": 0.5,
+                "account_takeover": 0.5},
+    "empty": {"security_crawlers": 0.6, "scraping": 1.0, "api_abuse": 1.0,
+              "account_takeover": 1.0},
+}
+
+
+class BadUserAgent(Detector):
+    name = "bad_user_agent"
+    title = "Bad user-agent"
+    votes = {"security_crawlers": 2.0, "scraping": 1.0, "api_abuse": 1.0,
+             "account_takeover": 1.0}
+    slots = ("kind",)
+    observes = True
+    _KINDS = ("browser", "scanner", "library", "crawler", "empty", "good_bot", "other")
+
+    def observe(self, ev):
+        s = ev.session
+        if s.n != 1 and self.get(s, 0):
+            return False
+        kind = classify_ua(ev.rec.ua).kind
+        s.ua_kind = kind
+        code = self._KINDS.index(kind) + 1 if kind in self._KINDS else len(self._KINDS)
+        self.set(s, 0, code)
+        # Remember the worst kind seen on the IP too (user agents switch between sessions).
+        ip = ev.ip
+        if kind in _STRENGTH and self.get(ip, 0) < 2:
+            self.set(ip, 0, code)
+        return kind == "scanner"
+
+    def evaluate(self, actor, ev):
+        code = int(self.get(actor, 0))
+        if not code:
+            return None
+        kind = self._KINDS[code - 1]
+        only = _STRENGTH.get(kind)
+        if only is None:
+            return None
+        return Finding(1, f"not a {kind} user agent", 1.0, only)

@@ -1,0 +1,47 @@
+"""Query abuse: many requests that keep the same endpoint and parameter names and vary the
+values (paging through everything, trying every search term or id): the shape of a loop.
+
+Per request O(1): hash of (endpoint, sorted parameter names) compared with the previous
+request's; a request with the same shape but a different query string counts as "varied".
+"""
+
+from node.detectors.base import Detector, Finding, Param
+
+_MAX_Q = 1024
+
+
+def _shape(template: str, query: str) -> int:
+    names = sorted({kv.split("=", 1)[0] for kv in query[:_MAX_Q].split("&") if kv})
+    return hash((template, *names))
+
+
+class QueryAbuse(Detector):
+    name = "query_abuse"
+    title = "Query abuse"
+    votes = {"api_abuse": 1.5, "scraping": 1.0}
+    params = {"max_varied": Param(30, "int", minimum=3),
+              "min_share": Param(0.4, maximum=1.0)}
+    slots = ("shape", "query", "varied")
+    observes = True
+
+    def observe(self, ev):
+        q = ev.rec.query
+        if not q:
+            return False
+        shape = _shape(ev.template, q)
+        qh = hash(q)
+        for a in (ev.session, ev.ip):
+            if self.get(a, 0) == shape and self.get(a, 1) != qh:
+                self.add(a, 2)
+            self.set(a, 0, shape)
+            self.set(a, 1, qh)
+        return False
+
+    def evaluate(self, actor, ev):
+        if actor.n_query < 10:
+            return None
+        varied = int(self.get(actor, 2))
+        limit = self.p["max_varied"]
+        fired = varied > limit and varied / actor.n >= self.p["min_share"]
+        strength = min(1.0, 0.5 + (varied - limit) / limit) if fired else 0.0
+        return Finding(varied, f"< {limit} varied queries", strength)

@@ -1,0 +1,29 @@
+"""Request interval: the lack of randomness in the gaps between requests.
+
+People read, think and click in bursts: the coefficient of variation (std / mean) of their
+inter-arrival gaps is near or above 1. A loop with a fixed sleep has a CV near 0. Uses the
+actor's Welford running mean / variance (O(1) per request). Schedules slower than
+`max_mean_gap` (an uptime monitor) are left to the other detectors.
+"""
+
+from node.detectors.base import Detector, Finding, Param, fmt
+
+
+class RequestInterval(Detector):
+    name = "request_interval"
+    title = "Request interval"
+    votes = {"scraping": 1.0, "api_abuse": 1.0, "account_takeover": 0.5,
+             "resource_consumption": 0.5}
+    params = {"max_cv": Param(0.3, help="gap CV below which timing is machine-regular"),
+              "min_intervals": Param(12, "int", minimum=3),
+              "max_mean_gap": Param(300.0, "duration")}
+
+    def evaluate(self, actor, ev):
+        if actor.iv_n < self.p["min_intervals"]:
+            return None
+        cv = actor.interval_cv
+        if cv is None or actor.iv_mean > self.p["max_mean_gap"]:
+            return None
+        limit = self.p["max_cv"]
+        strength = 1.0 if cv < limit else 0.0
+        return Finding(round(cv, 3), f"> {fmt(limit)} (gap CV)", strength)

@@ -1,0 +1,24 @@
+"""Request uniqueness: nearly every request asks for something new (path + query).
+
+People come back to lists, carts and pages they saw; a scraper walks a catalogue once.
+Distinct requests are counted in the actor's HyperLogLog sketch.
+"""
+
+from node.detectors.base import Detector, Finding, Param, fmt
+from node.engine.sketch import hll_count
+
+
+class RequestUniqueness(Detector):
+    name = "request_uniqueness"
+    title = "Request uniqueness"
+    votes = {"scraping": 1.5, "api_abuse": 0.5}
+    params = {"max_ratio": Param(0.9, maximum=1.0), "min_unique": Param(40, "int", minimum=5)}
+
+    def evaluate(self, actor, ev):
+        if actor.n < 20:
+            return None
+        uniq = min(hll_count(actor.uniques), actor.n)
+        ratio = uniq / actor.n
+        limit = self.p["max_ratio"]
+        fired = ratio >= limit and uniq >= self.p["min_unique"]
+        return Finding(round(ratio, 3), f"< {fmt(limit)} unique share", 1.0 if fired else 0.0)

@@ -1,0 +1,224 @@
+"""Per-key actor state (one object a key, read by every detector) and its bounded table."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from node.engine.sketch import hll_add, hll_new
+
+EVIDENCE_KEEP = 12           # ids of the most recent requests kept as evidence
+RATE_TAU = 30.0              # seconds: time constant of the decayed request-rate counter
+MAX_GAP = 600.0              # inter-arrival gaps above this are pauses, not rhythm
+
+
+class Actor:
+    """What we know of one session, IP or IPv6 network. Fields are shared by all detectors;
+    `ext` holds detectors' private counters (indices assigned by the engine)."""
+
+    __slots__ = (
+        "kind", "key", "label", "first_ts", "last_ts", "n", "rate", "peak_rate",
+        "iv_n", "iv_mean", "iv_m2", "endpoints", "uniques", "n_err", "n_404", "n_5xx",
+        "n_unsafe", "n_query", "req_bytes", "resp_bytes", "ua", "ua_kind", "ids", "first_id",
+        "ext", "h0", "decided", "human", "flagged", "ips", "sessions", "uas", "blocked",
+        "nsess", "nips", "humans",
+    )
+
+    def __init__(self, kind: str, key: Any, ts: float) -> None:
+        self.kind = kind                # "session" | "ip" | "net"
+        self.key = key
+        self.label: str | None = None   # printable id (hashed session, IP, CIDR)
+        self.first_ts = ts
+        self.last_ts = ts
+        self.n = 0
+        self.rate = 0.0                 # decayed count, ~ requests in the last RATE_TAU s
+        self.peak_rate = 0.0            # highest rate seen (req/s)
+        self.iv_n = 0                   # Welford over inter-arrival gaps
+        self.iv_mean = 0.0
+        self.iv_m2 = 0.0
+        self.endpoints: bytearray | None = None   # HLL of endpoint templates (breadth)
+        self.uniques: bytearray | None = None     # HLL of path+query (uniqueness)
+        self.n_err = 0
+        self.n_404 = 0
+        self.n_5xx = 0
+        self.n_unsafe = 0
+        self.n_query = 0
+        self.req_bytes = 0
+        self.resp_bytes = 0
+        self.ua = ""
+        self.ua_kind: str | None = None
+        self.ids: list | None = None
+        self.first_id: Any = None
+        self.ext: list[float] | None = None
+        self.h0: tuple[int, int] | None = None  # first request's hashes, until sketches exist
+        self.decided = 0                # bitmask of bot types already decided
+        self.human = False              # marked human-looking (shared-IP guard)
+        self.flagged = False            # some bot type decided: excluded from learning
+        self.ips: list[str] | None = None       # sessions: addresses seen (≤ 8)
+        self.sessions: bytearray | None = None  # ip/net: HLL of session keys
+        self.uas: bytearray | None = None       # ip/net: HLL of user agents
+        self.blocked = 0
+        self.nsess = 0                  # ip/net: sessions started here
+        self.nips = 0                   # net: addresses seen in the network
+        self.humans = 0                 # ip/net: human-looking sessions seen here
+
+    # -- per-request update: O(1), a handful of arithmetic operations ------------------------
+    def observe(self, ts: float, path_hash: int, endpoint_hash: int, status: int,
+                unsafe: bool, has_query: bool, req_bytes: int, resp_bytes: int, rid: Any) -> None:
+        n = self.n
+        if n:
+            gap = ts - self.last_ts
+            if gap < 0:
+                gap = 0.0
+            self.rate = self.rate * math.exp(-gap / RATE_TAU) + 1.0
+            if gap <= MAX_GAP:
+                self.iv_n += 1
+                d = gap - self.iv_mean
+                self.iv_mean += d / self.iv_n
+                self.iv_m2 += d * (gap - self.iv_mean)
+            if self.endpoints is None:     # allocated on the 2nd request: floods stay small
+                self.endpoints = hll_new()
+                self.uniques = hll_new()
+                hll_add(self.uniques, self.h0[0])
+                hll_add(self.endpoints, self.h0[1])
+                self.h0 = None
+            hll_add(self.endpoints, endpoint_hash)
+            hll_add(self.uniques, path_hash)
+            r = self.rate / RATE_TAU
+            if r > self.peak_rate and ts - self.first_ts >= 5.0:
+                self.peak_rate = r
+        else:
+            self.rate = 1.0
+            self.first_id = rid
+            self.h0 = (path_hash, endpoint_hash)
+        if ts > self.last_ts:
+            self.last_ts = ts
+        self.n = n + 1
+        if status >= 400:
+            self.n_err += 1
+            if status == 404:
+                self.n_404 += 1
+            elif status >= 500:
+                self.n_5xx += 1
+        if unsafe:
+            self.n_unsafe += 1
+        if has_query:
+            self.n_query += 1
+        self.req_bytes += req_bytes
+        self.resp_bytes += resp_bytes
+        ids = self.ids
+        if ids is None:
+            self.ids = [rid]
+        else:
+            ids.append(rid)
+            if len(ids) > EVIDENCE_KEEP:
+                del ids[0]
+
+    # -- derived features (evaluation time only) --------------------------------------------
+    @property
+    def interval_cv(self) -> float | None:
+        if self.iv_n < 2 or self.iv_mean <= 0:
+            return None
+        var = self.iv_m2 / (self.iv_n - 1)
+        return math.sqrt(max(var, 0.0)) / self.iv_mean
+
+    @property
+    def duration(self) -> float:
+        return self.last_ts - self.first_ts
+
+    def evidence(self) -> tuple:
+        ids = self.ids or []
+        if self.first_id is not None and (not ids or ids[0] != self.first_id):
+            return (self.first_id, *ids)
+        return tuple(ids)
+
+    def seen_ip(self, ip: str) -> None:
+        ips = self.ips
+        if ips is None:
+            self.ips = [ip]
+        elif ip not in ips and len(ips) < 8:
+            ips.append(ip)
+
+    def add_session(self, h: int) -> None:
+        if self.sessions is None:
+            self.sessions = hll_new()
+        hll_add(self.sessions, h)
+
+    def add_ua(self, h: int) -> None:
+        if self.uas is None:
+            self.uas = hll_new()
+        hll_add(self.uas, h)
+
+
+class ActorTable:
+    """Actors by key: LRU order doubles as inactivity order, so expiry and the hard cap are
+    both O(1) pops from the old end. `on_end(actor)` sees every actor that leaves."""
+
+    __slots__ = ("kind", "cap", "ttl", "_d", "evictions", "expirations", "on_end", "_ops")
+
+    def __init__(self, kind: str, cap: int, ttl: float,
+                 on_end: Callable[[Actor], None] | None = None) -> None:
+        self.kind = kind
+        self.cap = cap
+        self.ttl = ttl
+        self._d: OrderedDict[Any, Actor] = OrderedDict()
+        self.evictions = 0
+        self.expirations = 0
+        self.on_end = on_end
+        self._ops = 0
+
+    def touch(self, key: Any, ts: float) -> Actor:
+        d = self._d
+        a = d.get(key)
+        if a is not None and ts - a.last_ts <= self.ttl:
+            d.move_to_end(key)
+            return a
+        if a is not None:               # same key after its inactivity timeout: a new actor
+            del d[key]
+            self.expirations += 1
+            if self.on_end:
+                self.on_end(a)
+        a = Actor(self.kind, key, ts)
+        d[key] = a
+        if len(d) > self.cap:
+            _, old = d.popitem(last=False)
+            self.evictions += 1
+            if self.on_end:
+                self.on_end(old)
+        self._ops += 1
+        if self._ops >= 1024:
+            self._ops = 0
+            self.expire(ts)
+        return a
+
+    def expire(self, now: float) -> int:
+        """Drop actors idle longer than the TTL (they sit at the old end)."""
+        d, ttl, n = self._d, self.ttl, 0
+        while d:
+            key, a = next(iter(d.items()))
+            if now - a.last_ts <= ttl:
+                break
+            del d[key]
+            n += 1
+            if self.on_end:
+                self.on_end(a)
+        self.expirations += n
+        return n
+
+    def get(self, key: Any) -> Actor | None:
+        return self._d.get(key)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __iter__(self) -> Iterator[Actor]:
+        return iter(list(self._d.values()))
+
+    def drain(self) -> None:
+        """End every actor (end of a replay): their totals feed the learned baselines."""
+        while self._d:
+            _, a = self._d.popitem(last=False)
+            if self.on_end:
+                self.on_end(a)

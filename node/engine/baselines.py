@@ -1,0 +1,133 @@
+"""Learned normal traffic profile (numpy): per-endpoint latency and sizes, per-session totals.
+
+Each endpoint keeps a ring of its last RING observations (float32); percentiles are recomputed
+with numpy every REFRESH new observations, so the per-request cost is a couple of stores.
+Sessions already flagged as bots are not learned from. The profile is saved to and restored
+from the state directory, so a restart does not repeat the warm-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+
+import numpy as np
+
+RING = 256
+REFRESH = 64
+MIN_SAMPLES = 100         # an endpoint's baseline votes only after this many observations
+_QS = (50.0, 95.0, 99.0)
+
+
+class Ring:
+    __slots__ = ("values", "n", "pct")
+
+    def __init__(self) -> None:
+        self.values = np.zeros(RING, dtype=np.float32)
+        self.n = 0
+        self.pct: tuple[float, float, float] | None = None   # p50, p95, p99
+
+    def add(self, v: float) -> None:
+        self.values[self.n % RING] = v
+        self.n += 1
+        if self.n % REFRESH == 0 and self.n >= MIN_SAMPLES:
+            k = min(self.n, RING)
+            p = np.percentile(self.values[:k], _QS)
+            self.pct = (float(p[0]), float(p[1]), float(p[2]))
+
+
+class EndpointBaseline:
+    __slots__ = ("latency", "size", "req_size")
+
+    def __init__(self) -> None:
+        self.latency = Ring()
+        self.size = Ring()
+        self.req_size = Ring()
+
+
+class Baselines:
+    """Per (application, endpoint template) rings, capped in number (LRU)."""
+
+    def __init__(self, max_endpoints: int = 5000) -> None:
+        self.endpoints: OrderedDict[tuple[str, str], EndpointBaseline] = OrderedDict()
+        self.max_endpoints = max_endpoints
+        self.sessions_resp = Ring()      # total response bytes of finished human-looking sessions
+        self.sessions_req = Ring()       # total request bytes of the same
+        self.seen = 0                    # requests learned from (warm-up gauge)
+
+    def learn(self, app: str, template: str, duration_ms: float | None, resp_bytes: int,
+              req_bytes: int) -> None:
+        key = (app, template)
+        eb = self.endpoints.get(key)
+        if eb is None:
+            eb = self.endpoints[key] = EndpointBaseline()
+            if len(self.endpoints) > self.max_endpoints:
+                self.endpoints.popitem(last=False)
+        if duration_ms is not None:
+            eb.latency.add(duration_ms)
+        eb.size.add(resp_bytes)
+        eb.req_size.add(req_bytes)
+        self.seen += 1
+
+    def get(self, app: str, template: str) -> EndpointBaseline | None:
+        return self.endpoints.get((app, template))
+
+    def learn_session(self, req_bytes: int, resp_bytes: int) -> None:
+        self.sessions_req.add(req_bytes)
+        self.sessions_resp.add(resp_bytes)
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, path: str) -> None:
+        """Write atomically (temp file + rename): a crash never leaves half a model."""
+        keys = list(self.endpoints)
+        arrays: dict[str, np.ndarray] = {}
+        counts = []
+        for i, k in enumerate(keys):
+            eb = self.endpoints[k]
+            for name in ("latency", "size", "req_size"):
+                ring: Ring = getattr(eb, name)
+                arrays[f"{name}_{i}"] = ring.values
+                counts.append(ring.n)
+        arrays["sessions_req"] = self.sessions_req.values
+        arrays["sessions_resp"] = self.sessions_resp.values
+        meta = {"version": 1, "keys": keys, "counts": counts, "seen": self.seen,
+                "sessions": [self.sessions_req.n, self.sessions_resp.n]}
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str, max_endpoints: int = 5000) -> Baselines:
+        b = cls(max_endpoints)
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+            if meta.get("version") != 1:
+                raise ValueError(f"unknown baseline format version {meta.get('version')}")
+            counts = iter(meta["counts"])
+            for i, k in enumerate(meta["keys"][-max_endpoints:]):
+                eb = EndpointBaseline()
+                for name in ("latency", "size", "req_size"):
+                    ring: Ring = getattr(eb, name)
+                    ring.values[:] = z[f"{name}_{i}"]
+                    ring.n = next(counts)
+                    _refresh(ring)
+                b.endpoints[(k[0], k[1])] = eb
+            for ring, key, n in ((b.sessions_req, "sessions_req", meta["sessions"][0]),
+                                 (b.sessions_resp, "sessions_resp", meta["sessions"][1])):
+                ring.values[:] = z[key]
+                ring.n = n
+                _refresh(ring)
+            b.seen = int(meta["seen"])
+        return b
+
+
+def _refresh(ring: Ring) -> None:
+    if ring.n >= MIN_SAMPLES:
+        k = min(ring.n, RING)
+        p = np.percentile(ring.values[:k], _QS)
+        ring.pct = (float(p[0]), float(p[1]), float(p[2]))

@@ -1,0 +1,45 @@
+"""The per-request event handed to detectors, and the engine context they may read."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from node.config.model import Application, EngineConfig
+    from node.engine.actor import Actor
+    from node.engine.baselines import Baselines
+    from node.record import RequestRecord
+
+
+class Event:
+    """One request as the engine sees it: the record, its endpoint and the actors it touches."""
+
+    __slots__ = ("rec", "app", "template", "session", "ip", "net", "unsafe", "new_session")
+
+    def __init__(self, rec: RequestRecord, app: Application, template: str, session: Actor,
+                 ip: Actor, net: Actor | None, unsafe: bool, new_session: bool) -> None:
+        self.rec = rec
+        self.app = app
+        self.template = template
+        self.session = session
+        self.ip = ip
+        self.net = net
+        self.unsafe = unsafe
+        self.new_session = new_session
+
+    def actors(self) -> tuple[Actor, ...]:
+        return (self.session, self.ip) if self.net is None else (self.session, self.ip, self.net)
+
+
+class EngineContext:
+    """What detectors may read besides the actor: learned baselines, warm-up, configuration."""
+
+    def __init__(self, config: EngineConfig, baselines: Baselines) -> None:
+        self.config = config
+        self.baselines = baselines
+        self.ext_size = 0
+        self.extra: dict[str, Any] = {}   # shared helpers detectors register by name
+
+    @property
+    def warmed_up(self) -> bool:
+        return self.baselines.seen >= self.config.warmup_requests
