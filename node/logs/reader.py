@@ -1,0 +1,179 @@
+"""`LogReader`: stream request records out of access-log files, whatever their format."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import sys
+import zlib
+from collections.abc import Iterable, Iterator
+from itertools import chain, islice
+from pathlib import Path
+from typing import BinaryIO
+
+from node.errors import InputError
+from node.logs.nginx import compile_log_format
+from node.logs.parsers import PARSERS, Parser
+from node.record import RequestRecord
+
+LINE_LIMIT = 64 * 1024  # longer lines are skipped ("line-too-long") without being read whole
+SAMPLE_LINES = 50       # non-empty lines per file used to detect its format
+GZIP_MAGIC = b"\x1f\x8b"
+
+FORMATS: tuple[str, ...] = (*PARSERS, "log_format")
+ALIASES = {
+    "common": "combined", "clf": "combined", "main": "combined", "vhost_combined": "combined",
+    "nginx": "combined", "apache": "combined", "syslog": "combined",
+    "jsonl": "json", "ndjson": "json", "aws-alb": "alb", "traefik-json": "traefik",
+}
+
+
+class LogReader:
+    """Iterate to get `RequestRecord`s from `paths` (plain or gzip, `-` for stdin), in order.
+
+    `fmt` forces a format for every file (a name of `FORMATS` or `ALIASES`); by default each
+    file's format is detected from its first `SAMPLE_LINES` non-empty lines: the format that
+    parses most of them wins. `log_format` adds an nginx `log_format` (and is preferred on a
+    tie). Counters are readable while iterating; iterate once.
+    """
+
+    FORMATS = FORMATS
+
+    def __init__(self, paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+                 fmt: str | None = None, log_format: str | None = None) -> None:
+        if isinstance(paths, str | os.PathLike):
+            paths = [paths]
+        self.paths: list[str | Path] = [p if p == "-" else Path(p) for p in paths]
+        self._custom: Parser | None = compile_log_format(log_format) if log_format else None
+        self._forced: tuple[str, Parser] | None = None
+        if fmt is not None:
+            name = ALIASES.get(fmt, fmt)
+            if name == "log_format":
+                if self._custom is None:
+                    raise InputError("format log_format needs a log_format string")
+                self._forced = (name, self._custom)
+            elif name in PARSERS:
+                self._forced = (name, PARSERS[name])
+            else:
+                raise InputError(f"unknown log format {fmt!r}; known: {', '.join(FORMATS)}")
+        self.lines_read = 0
+        self.records = 0
+        self.skipped: dict[str, int] = {}    # reason -> lines that yielded no record
+        self.malformed: dict[str, int] = {}  # reason -> records yielded despite a defect
+        self.format_name: str | None = None  # of the file being read
+        self.path: str | Path | None = None  # the file being read
+        self.total_bytes = sum(self._size(p) for p in self.paths)
+        self._done_bytes = 0
+        self._tell = None
+
+    @staticmethod
+    def _size(p: str | Path) -> int:
+        if p == "-":
+            return 0
+        try:
+            st = os.stat(p)
+        except OSError as e:
+            raise InputError(f"{p}: cannot read: {e.strerror or e}") from None
+        if not os.path.isfile(p):
+            raise InputError(f"{p}: not a regular file")
+        return st.st_size
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes consumed so far (compressed bytes for gzip), for a progress bar."""
+        tell = self._tell
+        try:
+            cur = tell() if tell else 0
+        except (OSError, ValueError):  # closed between the check and the call
+            cur = 0
+        return self._done_bytes + cur
+
+    def __iter__(self) -> Iterator[RequestRecord]:
+        for p in self.paths:
+            yield from self._read_file(p)
+
+    def _read_file(self, p: str | Path) -> Iterator[RequestRecord]:
+        if p == "-":
+            raw: BinaryIO = sys.stdin.buffer
+        else:
+            try:
+                raw = open(p, "rb")  # noqa: SIM115 - closed in finally, across yields
+            except OSError as e:
+                raise InputError(f"{p}: cannot read: {e.strerror or e}") from None
+        self.path = p
+        try:
+            f: BinaryIO = raw
+            if raw.peek(2)[:2] == GZIP_MAGIC:  # by content: rotated logs are not always *.gz
+                f = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+            self._tell = raw.tell
+            lines = self._lines(f)
+            sample = list(islice(lines, SAMPLE_LINES))
+            name, parse = self._choose(p, sample)
+            self.format_name = name
+            src = "stdin" if p == "-" else p.name  # type: ignore[union-attr]
+            bad, skipped = self.malformed, self.skipped
+            for lineno, line in chain(sample, lines):
+                r = parse(line, src, lineno, bad)
+                if r.__class__ is str:
+                    skipped[r] = skipped.get(r, 0) + 1  # type: ignore[index]
+                else:
+                    self.records += 1
+                    yield r  # type: ignore[misc]
+        finally:
+            self._tell = None
+            if p != "-":
+                self._done_bytes += self._size(p)
+                raw.close()
+
+    def _lines(self, f: BinaryIO) -> Iterator[tuple[int, str]]:
+        """(line number, stripped text) of non-empty lines; counts the others."""
+        readline = f.readline
+        limit = LINE_LIMIT + 1
+        skipped, bad = self.skipped, self.malformed
+        lineno = 0
+        try:
+            while raw := readline(limit):
+                lineno += 1
+                self.lines_read += 1
+                if len(raw) == limit and raw[-1] != 10:
+                    while (chunk := readline(limit)) and chunk[-1] != 10:
+                        pass  # drain the rest of the long line, one bounded chunk at a time
+                    skipped["line-too-long"] = skipped.get("line-too-long", 0) + 1
+                    continue
+                try:
+                    line = raw.decode().rstrip()
+                except UnicodeDecodeError:
+                    line = raw.decode("utf-8", "backslashreplace").rstrip()
+                    bad["bad-utf8"] = bad.get("bad-utf8", 0) + 1
+                if not line:
+                    skipped["empty"] = skipped.get("empty", 0) + 1
+                    continue
+                yield lineno, line
+        except (EOFError, zlib.error, gzip.BadGzipFile):  # truncated or corrupt .gz
+            skipped["bad-gzip"] = skipped.get("bad-gzip", 0) + 1
+
+    def _choose(self, p: str | Path, sample: list[tuple[int, str]]) -> tuple[str, Parser]:
+        if self._forced:
+            cands = dict([self._forced])
+        else:
+            cands = ({"log_format": self._custom} if self._custom else {}) | PARSERS
+        scratch: dict[str, int] = {}  # detection must not count malformed requests twice
+        best: tuple[str, Parser] | None = None
+        best_n = 0
+        for name, parse in cands.items():
+            n = sum(parse(line, "", 0, scratch).__class__ is not str for _, line in sample)
+            if n > best_n:
+                best, best_n = (name, parse), n
+                if n == len(sample):
+                    break
+        if best is not None:
+            return best
+        if not sample:  # empty file: nothing to parse, nothing wrong
+            return next(iter(cands.items()))
+        first = sample[0][1]
+        why = next(iter(cands.values()))(first, "", 0, scratch)
+        if self._forced:
+            raise InputError(f"{p}: none of the first {len(sample)} lines is in format "
+                             f"{self._forced[0]} (line {sample[0][0]}: {why}: {first[:60]!r})")
+        raise InputError(f"{p}: unknown log format: none of the first {len(sample)} lines parses "
+                         f"as {', '.join(cands)} (line {sample[0][0]}: {first[:60]!r})")
