@@ -3,6 +3,7 @@
     reader = LogReader(paths, fmt=None, log_format=None)
     for rec in reader: ...            # a generator: memory does not grow with file size
     reader.lines_read, reader.records, reader.skipped, reader.malformed, reader.format_name,
+    reader.formats,
     reader.bytes_read / reader.total_bytes
 
 Formats (`FORMATS`): `json` (SPEC §3 records), `combined` (nginx/Apache combined and common,

@@ -407,7 +407,7 @@ def parse_haproxy(line: str, src: str, lineno: int, bad: dict[str, int]) -> Requ
     """HAProxy HTTP log (`option httplog`); `%tr` has no zone: taken as UTC."""
     m = _HAPROXY_RE.match(line)
     if m is None:
-        return _clf_failure(line)
+        return "error-log" if _ERROR_LOG.match(line) else "unparsable"
     client, tstr, total, status, size, _hdrs, req = m.groups()
     ts = clf_time(tstr)
     if ts is None:

@@ -61,6 +61,7 @@ class LogReader:
         self.skipped: dict[str, int] = {}    # reason -> lines that yielded no record
         self.malformed: dict[str, int] = {}  # reason -> records yielded despite a defect
         self.format_name: str | None = None  # of the file being read
+        self.formats: list[str] = []         # every format met so far, in order
         self.path: str | Path | None = None  # the file being read
         self.total_bytes = sum(self._size(p) for p in self.paths)
         self._done_bytes = 0
@@ -110,6 +111,8 @@ class LogReader:
             sample = list(islice(lines, SAMPLE_LINES))
             name, parse = self._choose(p, sample)
             self.format_name = name
+            if name not in self.formats:
+                self.formats.append(name)
             src = "stdin" if p == "-" else p.name  # type: ignore[union-attr]
             bad, skipped = self.malformed, self.skipped
             for lineno, line in chain(sample, lines):
