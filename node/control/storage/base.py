@@ -88,8 +88,9 @@ class Storage(Protocol):
     async def list_changes(self, since: int, limit: int) -> tuple[list[dict[str, Any]], int,
                                                                    bool]:
         """Changes after version `since` → (changes, version to resume from, snapshot?).
-        A snapshot (every live entry, first op "clear") is returned when `since` is older
-        than the retained history or newer than the store (a reset control plane)."""
+        A snapshot (first op "clear", then every entry) is returned to a new node (since 0),
+        when `since` is older than the retained history, or newer than the store (a control
+        plane reset from a backup)."""
 
     # -- IP lists -----------------------------------------------------------------------------
     async def add_list_entry(self, entry: dict[str, Any], now: float) -> dict[str, Any]: ...

@@ -408,7 +408,7 @@ class SqlStorage(ABC):
             current = await self._max_version(c)
             pruned = int(await c.fetchval(
                 "SELECT value FROM meta WHERE key = 'history_pruned_below'") or 0)
-            if since <= 0 or since > current or since < pruned:
+            if (since <= 0 < current) or since > current or since < pruned:
                 # Entries changed after `current` come back as changes on the next pull.
                 rows = await c.fetch(f"SELECT {_LIST_COLS} FROM ip_list_entries "
                                      "WHERE version <= ? ORDER BY version", current)
