@@ -1,0 +1,1 @@
+"""Demo pieces: the shop API that `palisade demo` puts behind the node."""
