@@ -1,0 +1,215 @@
+"""Pure extraction of what a request record needs from a request: session, username.
+
+No mitmproxy here: the `record` addon passes plain values in, and replay tests call the
+same functions. Everything read from the client is bounded before it is parsed, and
+session keys and usernames are hashed unless the application says otherwise (SPEC §4).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from urllib.parse import parse_qsl
+
+from node.config.model import Application, AuthEndpoint, EngineConfig, SessionParams
+from node.record import MAX_FIELD, MAX_PATH, MAX_QUERY, MAX_UA, RequestRecord
+
+MAX_COOKIE_HEADER = 8192     # longer Cookie headers are not searched
+MAX_TOKEN = 8192             # longer tokens are hashed, not decoded
+MAX_AUTH_BODY = 16384        # login bodies larger than this are not parsed
+MAX_FORM_FIELDS = 64
+HASH_HEX = 24                # 96 bits of sha256: collision-free at our scale, short to store
+
+HeaderGet = Callable[[str], "str | None"]
+
+
+def hash_value(value: str, prefix: str = "") -> str:
+    """sha256, truncated, with a kind prefix (`s-` session, `u-` user)."""
+    return prefix + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_HEX]
+
+
+def cookie_value(cookie_header: str | None, name: str) -> str | None:
+    """The value of cookie `name` in a Cookie header, without parsing the whole header."""
+    if not cookie_header or len(cookie_header) > MAX_COOKIE_HEADER:
+        return None
+    for part in cookie_header.split(";"):
+        k, sep, v = part.partition("=")
+        if sep and k.strip() == name:
+            v = v.strip()
+            if len(v) >= 2 and v[0] == v[-1] == '"':
+                v = v[1:-1]
+            return v or None
+    return None
+
+
+def bearer_token(value: str) -> str:
+    """`Bearer abc` → `abc`; anything else unchanged."""
+    if value[:7].lower() == "bearer ":
+        return value[7:].strip()
+    return value.strip()
+
+
+def jwt_claim(token: str, claim: str) -> str | None:
+    """A claim from a JWT's payload (not verified: it only groups requests into sessions).
+
+    A forged `sub` only groups the forger's own requests; nothing is trusted because of it.
+    """
+    if len(token) > MAX_TOKEN or token.count(".") != 2:
+        return None
+    payload = token.split(".", 2)[1]
+    try:
+        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    v = data.get(claim)
+    if isinstance(v, bool) or not isinstance(v, str | int):
+        return None
+    return str(v)[:MAX_FIELD] or None
+
+
+def session_value(params: SessionParams, header: HeaderGet) -> str | None:
+    """The session the client presented: configured cookie or header (a Bearer JWT's claim
+    when `jwt_claim` is set), then the API-key header. None = the engine fingerprints."""
+    raw: str | None = None
+    if params.cookie:
+        raw = cookie_value(header("cookie"), params.cookie)
+    if raw is None and params.header:
+        raw = header(params.header)
+        if raw is not None:
+            raw = raw.strip() or None
+    if raw is not None and params.jwt_claim:
+        claim = jwt_claim(bearer_token(raw), params.jwt_claim)
+        if claim is not None:
+            return hash_value(f"jwt:{claim}", "s-") if params.hash_values else claim
+    if raw is None and params.api_key_header:
+        raw = header(params.api_key_header)
+        if raw is not None:
+            raw = raw.strip() or None
+    if raw is None:
+        return None
+    return hash_value(raw, "s-") if params.hash_values else raw[:MAX_FIELD]
+
+
+def _field(data: object, path: str) -> object:
+    """`user.email` style lookup in decoded JSON."""
+    for part in path.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+def username_from_body(body: bytes, content_type: str | None, endpoint: AuthEndpoint,
+                       header: HeaderGet | None = None) -> str | None:
+    """The username submitted to an authentication endpoint, read the way it is configured
+    (`json` field path, `form` field, or a `header`); None if absent or too large to parse."""
+    how, name = endpoint.username_in, endpoint.username_field
+    if how == "header":
+        v = header(name) if header else None
+    elif len(body) > MAX_AUTH_BODY or not body:
+        return None
+    elif how == "form" or (how == "auto" and "form" in (content_type or "")):
+        try:
+            text = body.decode("utf-8")
+            fields = parse_qsl(text, max_num_fields=MAX_FORM_FIELDS)
+        except (UnicodeDecodeError, ValueError):
+            return None
+        v = next((val for key, val in fields if key == name), None)
+    else:
+        try:
+            v = _field(json.loads(body), name)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return None
+    if isinstance(v, bool) or not isinstance(v, str | int):
+        return None
+    v = str(v).strip()
+    return v[:MAX_FIELD] or None
+
+
+def host_match(host: str, pattern: str) -> bool:
+    if pattern == "*":
+        return True
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:]) or host == pattern[2:]
+    return host == pattern
+
+
+def _template_regex(path: str) -> re.Pattern[str]:
+    parts = [("[^/]+" if s.startswith("{") and s.endswith("}") else re.escape(s))
+             for s in path.split("/")]
+    return re.compile("/".join(parts) + "/?")
+
+
+class Capture:
+    """Per-application capture rules compiled from the engine configuration.
+
+    `app_for(host)` picks the application like the engine does (first whose hosts match,
+    else the first); `auth_endpoint(app, method, path)` is a dict hit for exact paths and a
+    short regex scan for templated ones.
+    """
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.apps: tuple[Application, ...] = config.applications or (Application("default"),)
+        self._host_app: dict[str, Application] = {}
+        self._exact: dict[tuple[str, str, str], AuthEndpoint] = {}
+        self._templated: dict[str, list[tuple[str, re.Pattern[str], AuthEndpoint]]] = {}
+        for app in self.apps:
+            for ep in app.auth:
+                method = ep.method.upper()
+                if "{" in ep.path:
+                    self._templated.setdefault(app.name, []).append(
+                        (method, _template_regex(ep.path), ep))
+                else:
+                    self._exact[(app.name, method, ep.path)] = ep
+
+    def app_for(self, host: str) -> Application:
+        app = self._host_app.get(host)
+        if app is None:
+            h = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+            app = next((a for a in self.apps if any(host_match(h, p) for p in a.hosts)),
+                       self.apps[0])
+            if len(self._host_app) > 10_000:  # hosts come from clients: stay bounded
+                self._host_app.clear()
+            self._host_app[host] = app
+        return app
+
+    def auth_endpoint(self, app: Application, method: str, path: str) -> AuthEndpoint | None:
+        ep = self._exact.get((app.name, method, path))
+        if ep is not None:
+            return ep
+        for m, rx, ep in self._templated.get(app.name, ()):
+            if m in (method, "*") and rx.fullmatch(path):
+                return ep
+        return None
+
+    def username(self, app: Application, method: str, path: str, body: bytes,
+                 content_type: str | None, header: HeaderGet) -> str | None:
+        ep = self.auth_endpoint(app, method, path)
+        if ep is None:
+            return None
+        user = username_from_body(body, content_type, ep, header)
+        if user is None:
+            return None
+        return hash_value(user.lower(), "u-") if app.hash_usernames else user
+
+
+def make_record(*, ts: float, ip: str, method: str, host: str, target: str, status: int,
+                req_bytes: int, resp_bytes: int, duration_ms: float | None, ua: str,
+                session: str | None = None, user: str | None = None,
+                request_id: str | None = None, referer: str | None = None,
+                content_type: str | None = None, blocked: bool = False) -> RequestRecord:
+    """A request record with every client-controlled string bounded (node/record.py)."""
+    path, _, query = target.partition("?")
+    return RequestRecord(
+        ts=ts, ip=ip, method=method[:16].upper(), host=host[:MAX_FIELD].lower(),
+        path=(path or "/")[:MAX_PATH], query=query[:MAX_QUERY], status=status,
+        req_bytes=req_bytes, resp_bytes=resp_bytes, duration_ms=duration_ms, ua=ua[:MAX_UA],
+        session=session, user=user, id=request_id,
+        referer=referer[:MAX_FIELD] if referer else None,
+        content_type=content_type[:128] if content_type else None, blocked=blocked)

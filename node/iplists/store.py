@@ -1,0 +1,269 @@
+"""IP lists persisted in SQLite: entries plus an append-only history of every change.
+
+One file in the state directory, WAL journal, `synchronous=NORMAL`: a committed change
+survives the process being killed (SIGKILL), only a power loss may lose the last commits.
+The node and the `palisade ip-list` command open the same file; the node notices the
+command's commits through `PRAGMA data_version` (see `IPLists.refresh`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from node.iplists.matcher import NetKey, canonical_network, parse_network
+
+LISTS: tuple[str, ...] = ("allow", "exception", "deny", "gray")
+ACTIONS: tuple[str, ...] = ("add", "remove", "expire")
+MAX_REASON = 512
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    list      TEXT NOT NULL,
+    network   TEXT NOT NULL,
+    reason    TEXT NOT NULL DEFAULT '',
+    source    TEXT NOT NULL DEFAULT 'manual',
+    detectors TEXT NOT NULL DEFAULT '[]',
+    created   REAL NOT NULL,
+    expires   REAL,
+    who       TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (list, network)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_expires ON entries(expires) WHERE expires IS NOT NULL;
+CREATE TABLE IF NOT EXISTS history (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts       REAL NOT NULL,
+    action   TEXT NOT NULL,
+    list     TEXT NOT NULL,
+    network  TEXT NOT NULL,
+    reason   TEXT NOT NULL DEFAULT '',
+    source   TEXT NOT NULL DEFAULT '',
+    who      TEXT NOT NULL DEFAULT '',
+    duration REAL,
+    expires  REAL
+);
+CREATE INDEX IF NOT EXISTS history_network ON history(network);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    list: str
+    network: str                 # canonical: bare address or CIDR
+    reason: str = ""
+    source: str = "manual"       # "manual" | "config" | "profile:<name>"
+    detectors: tuple[str, ...] = ()
+    created: float = 0.0
+    expires: float | None = None  # None = forever
+    who: str = ""
+
+    def expired(self, now: float) -> bool:
+        return self.expires is not None and self.expires <= now
+
+    @property
+    def key(self) -> NetKey:
+        return parse_network(self.network)
+
+    def to_dict(self) -> dict:
+        return {"list": self.list, "network": self.network, "reason": self.reason,
+                "source": self.source, "detectors": list(self.detectors),
+                "created": self.created, "expires": self.expires, "who": self.who}
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEvent:
+    id: int
+    ts: float
+    action: str                  # add | remove | expire
+    list: str
+    network: str
+    reason: str
+    source: str
+    who: str
+    duration: float | None       # what was asked for on add (None = forever)
+    expires: float | None
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+def check_list(name: str) -> str:
+    if name not in LISTS:
+        raise ValueError(f"unknown list {name!r}; lists: {', '.join(LISTS)}")
+    return name
+
+
+def _entry(row: tuple) -> Entry:
+    lst, net, reason, source, detectors, created, expires, who = row
+    try:
+        dets = tuple(str(d) for d in json.loads(detectors))
+    except (ValueError, TypeError):
+        dets = ()
+    return Entry(lst, net, reason, source, dets, created, expires, who)
+
+
+_ENTRY_COLS = "list, network, reason, source, detectors, created, expires, who"
+
+
+class IPListStore:
+    """Synchronous SQLite store. One instance per process; not shared across threads."""
+
+    def __init__(self, path: str, *, clock=time.time) -> None:
+        self.path = path
+        self.clock = clock
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        # isolation_level=None: we open transactions explicitly (BEGIN IMMEDIATE) so that a
+        # change and its history row commit together.
+        self.db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> IPListStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- change detection -----------------------------------------------------------------
+    def data_version(self) -> int:
+        """Changes when *another* connection commits (SQLite's own cheap change counter)."""
+        return self.db.execute("PRAGMA data_version").fetchone()[0]
+
+    def last_history_id(self) -> int:
+        return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM history").fetchone()[0]
+
+    def changes_since(self, history_id: int) -> tuple[int, set[tuple[str, str]]]:
+        """(newest history id, the (list, network) pairs changed after `history_id`)."""
+        rows = self.db.execute(
+            "SELECT id, list, network FROM history WHERE id > ? ORDER BY id", (history_id,)
+        ).fetchall()
+        if not rows:
+            return history_id, set()
+        return rows[-1][0], {(r[1], r[2]) for r in rows}
+
+    # -- reads -----------------------------------------------------------------------------
+    def get(self, list_name: str, network: str) -> Entry | None:
+        row = self.db.execute(
+            f"SELECT {_ENTRY_COLS} FROM entries WHERE list = ? AND network = ?",
+            (list_name, network)).fetchone()
+        return _entry(row) if row else None
+
+    def list_entries(self, list_name: str | None = None, *, now: float | None = None,
+                     include_expired: bool = False) -> list[Entry]:
+        """Entries, newest first; expired ones are hidden unless asked for."""
+        now = self.clock() if now is None else now
+        sql = f"SELECT {_ENTRY_COLS} FROM entries WHERE 1=1"
+        args: list = []
+        if list_name is not None:
+            sql += " AND list = ?"
+            args.append(check_list(list_name))
+        if not include_expired:
+            sql += " AND (expires IS NULL OR expires > ?)"
+            args.append(now)
+        sql += " ORDER BY created DESC, network"
+        return [_entry(r) for r in self.db.execute(sql, args)]
+
+    def history(self, list_name: str | None = None, network: str | None = None, *,
+                limit: int = 100) -> list[HistoryEvent]:
+        """Most recent changes first."""
+        sql = ("SELECT id, ts, action, list, network, reason, source, who, duration, expires "
+               "FROM history WHERE 1=1")
+        args: list = []
+        if list_name is not None:
+            sql += " AND list = ?"
+            args.append(check_list(list_name))
+        if network is not None:
+            sql += " AND network = ?"
+            args.append(canonical_network(network))
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(max(1, int(limit)))
+        return [HistoryEvent(*r) for r in self.db.execute(sql, args)]
+
+    # -- writes ----------------------------------------------------------------------------
+    def add(self, list_name: str, network: str, *, reason: str = "",
+            duration: float | None = None, who: str = "", source: str = "manual",
+            detectors: Iterable[str] = (), now: float | None = None) -> Entry:
+        """Add (or replace) an entry; `duration` in seconds, None = forever."""
+        check_list(list_name)
+        net = canonical_network(network)
+        if duration is not None and not duration > 0:
+            raise ValueError("duration must be positive (or None for forever)")
+        now = self.clock() if now is None else now
+        entry = Entry(list_name, net, reason[:MAX_REASON], source, tuple(detectors), now,
+                      None if duration is None else now + duration, who)
+        with self._tx():
+            self.db.execute(
+                f"INSERT OR REPLACE INTO entries ({_ENTRY_COLS}) VALUES (?,?,?,?,?,?,?,?)",
+                (entry.list, entry.network, entry.reason, entry.source,
+                 json.dumps(list(entry.detectors)), entry.created, entry.expires, entry.who))
+            self._log(now, "add", entry, who, duration)
+        return entry
+
+    def remove(self, list_name: str, network: str, *, who: str = "",
+               now: float | None = None) -> Entry | None:
+        """Remove an entry; returns it, or None if it was not there."""
+        check_list(list_name)
+        net = canonical_network(network)
+        now = self.clock() if now is None else now
+        with self._tx():
+            old = self.get(list_name, net)
+            if old is None:
+                return None
+            self.db.execute("DELETE FROM entries WHERE list = ? AND network = ?",
+                            (list_name, net))
+            self._log(now, "remove", old, who, None)
+        return old
+
+    def expire(self, now: float | None = None) -> list[Entry]:
+        """Delete entries whose time is up, logging each as `expire`."""
+        now = self.clock() if now is None else now
+        # cheap check first: the sweep runs every few seconds and usually finds nothing
+        if self.db.execute("SELECT 1 FROM entries WHERE expires IS NOT NULL AND expires <= ? "
+                           "LIMIT 1", (now,)).fetchone() is None:
+            return []
+        with self._tx():
+            gone = [_entry(r) for r in self.db.execute(
+                f"SELECT {_ENTRY_COLS} FROM entries WHERE expires IS NOT NULL AND expires <= ?",
+                (now,))]
+            for e in gone:
+                self.db.execute("DELETE FROM entries WHERE list = ? AND network = ?",
+                                (e.list, e.network))
+                self._log(now, "expire", e, "system", None)
+        return gone
+
+    def _log(self, now: float, action: str, e: Entry, who: str, duration: float | None) -> None:
+        self.db.execute(
+            "INSERT INTO history (ts, action, list, network, reason, source, who, duration, "
+            "expires) VALUES (?,?,?,?,?,?,?,?,?)",
+            (now, action, e.list, e.network, e.reason, e.source, who, duration, e.expires))
+
+    def _tx(self) -> _Tx:
+        return _Tx(self.db)
+
+    # the CLI-facing names
+    list = list_entries
+
+
+class _Tx:
+    """BEGIN IMMEDIATE … COMMIT / ROLLBACK: take the write lock up front so two writers
+    (node and CLI) queue on the busy timeout instead of failing mid-transaction."""
+
+    __slots__ = ("db",)
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
