@@ -565,6 +565,13 @@ def test_empty_file_yields_nothing(tmp_path):
     p.write_bytes(b"")
     r = LogReader(p)
     assert list(r) == [] and r.lines_read == 0 and r.skipped == {}
+    assert r.format_name is None and r.formats == []
+
+
+def test_blank_file_counts_empty_lines(tmp_path):
+    r = LogReader(write(tmp_path, "blank.log", ["", "  ", ""]))
+    assert list(r) == [] and r.lines_read == 3 and r.skipped == {"empty": 3}
+    assert r.format_name is None
 
 
 def test_several_files_each_detected(tmp_path):

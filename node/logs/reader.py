@@ -7,7 +7,6 @@ import os
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
-from itertools import chain, islice
 from pathlib import Path
 from typing import BinaryIO
 
@@ -63,7 +62,8 @@ class LogReader:
         self.format_name: str | None = None  # of the file being read
         self.formats: list[str] = []         # every format met so far, in order
         self.path: str | Path | None = None  # the file being read
-        self.total_bytes = sum(self._size(p) for p in self.paths)
+        self._sizes = [self._size(p) for p in self.paths]
+        self.total_bytes = sum(self._sizes)
         self._done_bytes = 0
         self._tell = None
 
@@ -90,10 +90,10 @@ class LogReader:
         return self._done_bytes + cur
 
     def __iter__(self) -> Iterator[RequestRecord]:
-        for p in self.paths:
-            yield from self._read_file(p)
+        for p, size in zip(self.paths, self._sizes, strict=True):
+            yield from self._read_file(p, size)
 
-    def _read_file(self, p: str | Path) -> Iterator[RequestRecord]:
+    def _read_file(self, p: str | Path, size: int) -> Iterator[RequestRecord]:
         if p == "-":
             raw: BinaryIO = sys.stdin.buffer
         else:
@@ -102,60 +102,85 @@ class LogReader:
             except OSError as e:
                 raise InputError(f"{p}: cannot read: {e.strerror or e}") from None
         self.path = p
+        self.format_name = None
+        base = self.lines_read
+        lineno = 0
         try:
             f: BinaryIO = raw
             if raw.peek(2)[:2] == GZIP_MAGIC:  # by content: rotated logs are not always *.gz
                 f = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
             self._tell = raw.tell
-            lines = self._lines(f)
-            sample = list(islice(lines, SAMPLE_LINES))
-            name, parse = self._choose(p, sample)
-            self.format_name = name
-            if name not in self.formats:
-                self.formats.append(name)
             src = "stdin" if p == "-" else p.name  # type: ignore[union-attr]
             bad, skipped = self.malformed, self.skipped
-            for lineno, line in chain(sample, lines):
-                r = parse(line, src, lineno, bad)
-                if r.__class__ is str:
-                    skipped[r] = skipped.get(r, 0) + 1  # type: ignore[index]
-                else:
-                    self.records += 1
-                    yield r  # type: ignore[misc]
+            readline = f.readline
+            limit = LINE_LIMIT + 1
+            parse: Parser | None = None
+            sample: list[tuple[int, str]] = []  # lines read before the format is known
+            # One flat loop (no generator per line): it is the hot path of `replay`.
+            try:
+                while data := readline(limit):
+                    lineno += 1
+                    if len(data) == limit and data[-1] != 10:
+                        while (chunk := readline(limit)) and chunk[-1] != 10:
+                            pass  # drain the rest of the long line, a bounded chunk at a time
+                        skipped["line-too-long"] = skipped.get("line-too-long", 0) + 1
+                        continue
+                    try:
+                        line = data.decode().rstrip()
+                    except UnicodeDecodeError:
+                        line = data.decode("utf-8", "backslashreplace").rstrip()
+                        bad["bad-utf8"] = bad.get("bad-utf8", 0) + 1
+                    if not line:
+                        skipped["empty"] = skipped.get("empty", 0) + 1
+                        continue
+                    if parse is None:
+                        sample.append((lineno, line))
+                        if len(sample) < SAMPLE_LINES:
+                            continue
+                        parse = self._start(p, sample)
+                        self.lines_read = base + lineno
+                        yield from self._emit(parse, src, sample)
+                        continue
+                    r = parse(line, src, lineno, bad)
+                    if r.__class__ is str:
+                        skipped[r] = skipped.get(r, 0) + 1  # type: ignore[index]
+                    else:
+                        self.lines_read = base + lineno  # exact whenever the caller can look
+                        self.records += 1
+                        yield r  # type: ignore[misc]
+            except (EOFError, zlib.error, gzip.BadGzipFile):  # truncated or corrupt .gz
+                skipped["bad-gzip"] = skipped.get("bad-gzip", 0) + 1
+            if parse is None and sample:  # fewer than SAMPLE_LINES lines in the file
+                parse = self._start(p, sample)
+                self.lines_read = base + lineno
+                yield from self._emit(parse, src, sample)
         finally:
+            self.lines_read = base + lineno
             self._tell = None
             if p != "-":
-                self._done_bytes += self._size(p)
+                self._done_bytes += size
                 raw.close()
 
-    def _lines(self, f: BinaryIO) -> Iterator[tuple[int, str]]:
-        """(line number, stripped text) of non-empty lines; counts the others."""
-        readline = f.readline
-        limit = LINE_LIMIT + 1
-        skipped, bad = self.skipped, self.malformed
-        lineno = 0
-        try:
-            while raw := readline(limit):
-                lineno += 1
-                self.lines_read += 1
-                if len(raw) == limit and raw[-1] != 10:
-                    while (chunk := readline(limit)) and chunk[-1] != 10:
-                        pass  # drain the rest of the long line, one bounded chunk at a time
-                    skipped["line-too-long"] = skipped.get("line-too-long", 0) + 1
-                    continue
-                try:
-                    line = raw.decode().rstrip()
-                except UnicodeDecodeError:
-                    line = raw.decode("utf-8", "backslashreplace").rstrip()
-                    bad["bad-utf8"] = bad.get("bad-utf8", 0) + 1
-                if not line:
-                    skipped["empty"] = skipped.get("empty", 0) + 1
-                    continue
-                yield lineno, line
-        except (EOFError, zlib.error, gzip.BadGzipFile):  # truncated or corrupt .gz
-            skipped["bad-gzip"] = skipped.get("bad-gzip", 0) + 1
+    def _start(self, p: str | Path, sample: list[tuple[int, str]]) -> Parser:
+        name, parse = self._choose(p, sample)
+        self.format_name = name
+        if name not in self.formats:
+            self.formats.append(name)
+        return parse
+
+    def _emit(self, parse: Parser, src: str,
+              lines: list[tuple[int, str]]) -> Iterator[RequestRecord]:
+        bad, skipped = self.malformed, self.skipped
+        for lineno, line in lines:
+            r = parse(line, src, lineno, bad)
+            if r.__class__ is str:
+                skipped[r] = skipped.get(r, 0) + 1  # type: ignore[index]
+            else:
+                self.records += 1
+                yield r  # type: ignore[misc]
 
     def _choose(self, p: str | Path, sample: list[tuple[int, str]]) -> tuple[str, Parser]:
+        """The candidate parsing most of `sample` (non-empty), earliest on a tie."""
         if self._forced:
             cands = dict([self._forced])
         else:
@@ -171,8 +196,6 @@ class LogReader:
                     break
         if best is not None:
             return best
-        if not sample:  # empty file: nothing to parse, nothing wrong
-            return next(iter(cands.items()))
         first = sample[0][1]
         why = next(iter(cands.values()))(first, "", 0, scratch)
         if self._forced:
