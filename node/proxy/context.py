@@ -1,0 +1,105 @@
+"""What the node's addons share: settings, lists, metrics, engine and capture rules."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from node.capture import Capture
+from node.config.model import Application, EngineConfig
+from node.iplists import IPKey, IPLists, NetMatcher
+from node.metrics import NodeMetrics
+from node.proxy.forwarded import trusted_matcher
+from node.proxy.recorder import RecordWriter
+from node.proxy.settings import NodeSettings
+from node.record import RequestRecord
+
+logger = logging.getLogger(__name__)
+
+AttackSigns = Callable[[str, str, Mapping[str, str], bytes], frozenset[str]]
+
+
+def default_attack_signs() -> AttackSigns:
+    """node.signatures.attack_signs, or a libinjection-only stand-in until it exists."""
+    try:
+        from node.signatures import attack_signs  # type: ignore[attr-defined]
+        return attack_signs
+    except ImportError:
+        pass
+    import libinjection
+
+    def _signs(path: str, query: str, headers: Mapping[str, str], body: bytes) -> frozenset[str]:
+        from urllib.parse import unquote_plus
+
+        found = set()
+        for part in (unquote_plus(path), unquote_plus(query),
+                     body.decode("utf-8", "replace")):
+            if not part:
+                continue
+            if libinjection.is_sql_injection(part)["is_sqli"]:
+                found.add("sqli")
+            if libinjection.is_xss(part)["is_xss"]:
+                found.add("xss")
+            if "../" in part or "..\\" in part:
+                found.add("path_traversal")
+        return frozenset(found)
+
+    logger.warning("node.signatures.attack_signs not available: graylist uses libinjection only")
+    return _signs
+
+
+@dataclass
+class NodeContext:
+    settings: NodeSettings
+    engine_config: EngineConfig
+    iplists: IPLists
+    metrics: NodeMetrics
+    engine: Any = None                       # node.engine.Engine, or None (no detection)
+    recorder: RecordWriter | None = None
+    attack_signs: AttackSigns = field(default_factory=default_attack_signs)
+    clock: Callable[[], float] = time.time
+    # called with every Decision after it is applied (e.g. the control-plane sync)
+    decision_sinks: list[Callable[[Any], None]] = field(default_factory=list)
+    capture: Capture = field(init=False)
+    trusted: NetMatcher[bool] = field(init=False)
+    ready: bool = False
+
+    def __post_init__(self) -> None:
+        self.capture = Capture(self.engine_config)
+        self.trusted = trusted_matcher(self.settings.trusted_proxies)
+        self.iplists.set_config_entries(
+            "exception", [str(n) for n in self.engine_config.exceptions])
+
+    def reconfigure(self, settings: NodeSettings, engine_config: EngineConfig) -> None:
+        """Swap in a reloaded configuration; lists, sessions and learned state are kept.
+        Listen addresses, TLS and limits of open listeners need a restart."""
+        self.capture = Capture(engine_config)
+        self.trusted = trusted_matcher(settings.trusted_proxies)
+        self.iplists.set_config_entries("exception", [str(n) for n in engine_config.exceptions])
+        if self.engine is not None:
+            self.engine.reconfigure(engine_config)
+        self.settings, self.engine_config = settings, engine_config
+
+
+META = "palisade"   # flow.metadata key
+
+
+@dataclass(slots=True)
+class FlowMeta:
+    """What the addons decided about one flow, left in `flow.metadata["palisade"]`."""
+
+    id: str                                 # request id (X-Request-Id)
+    ip: str                                 # resolved client address
+    ipkey: IPKey | None = None
+    peer_trusted: bool = False
+    host: str = ""                          # Host as the client sent it
+    list: str | None = None                 # allow | exception | deny | gray | None
+    blocked: str | None = None              # block reason (metrics label) when blocked
+    session: str | None = None              # session value as recorded (hashed)
+    app: Application | None = None
+    signs: frozenset[str] = frozenset()     # attack signs found (graylisted requests only)
+    record: RequestRecord | None = None
+    decisions: tuple = ()
