@@ -17,6 +17,7 @@ from node.sim.shopmodel import SID_COOKIE, UPLOAD_CAP, ShopState, error_body
 log = logging.getLogger(__name__)
 
 SHOP = web.AppKey("shop", ShopState)
+WORK_SCALE = web.AppKey("work_scale", float)
 # An upload over the cap is read up to this much more before we give up on the connection:
 # answering 413 without draining would make most clients fail on a broken pipe instead.
 _DRAIN_LIMIT = 4 * UPLOAD_CAP
@@ -42,8 +43,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         body = await request.read()
     r = shop.handle(request.method, path, query, body, request.cookies.get(SID_COOKIE),
                     request.headers.get("Content-Type"), body_len)
-    if r.work_ms:
-        await asyncio.sleep(r.work_ms / 1000)  # export, password hashing
+    if r.work_ms and request.app[WORK_SCALE] > 0:
+        await asyncio.sleep(r.work_ms / 1000 * request.app[WORK_SCALE])  # export, hashing
     charset = "utf-8" if r.content_type.startswith("text/") else None
     resp = web.Response(status=r.status, body=r.body, content_type=r.content_type,
                         charset=charset)
@@ -69,20 +70,23 @@ async def _json_errors(request: web.Request, handler) -> web.StreamResponse:
         return web.Response(status=500, body=error_body(500), content_type="application/json")
 
 
-def create_app(seed: int = 0) -> web.Application:
-    """The shop app. `seed` drives the session tokens; the catalog is fixed."""
+def create_app(seed: int = 0, *, work_scale: float = 1.0) -> web.Application:
+    """The shop app. `seed` drives the session tokens; the catalog is fixed. Slow endpoints
+    (export ~100-300 ms, login 25 ms) sleep their server time times `work_scale`."""
     rng = random.Random(seed)
     app = web.Application(middlewares=[_json_errors], client_max_size=UPLOAD_CAP)
     app[SHOP] = ShopState(lambda: f"{rng.getrandbits(128):032x}")
+    app[WORK_SCALE] = work_scale
     # One route: ShopState routes, answers 404/405 itself, and so does the offline model.
     app.router.add_route("*", "/{tail:.*}", _dispatch)
     return app
 
 
-async def start_shop(host: str = "127.0.0.1", port: int = 0, seed: int = 0) -> web.AppRunner:
+async def start_shop(host: str = "127.0.0.1", port: int = 0, seed: int = 0,
+                     work_scale: float = 1.0) -> web.AppRunner:
     """Serve the shop on host:port (0 picks a free port: read it from `runner.addresses`).
     The caller owns the runner and ends it with `await runner.cleanup()`."""
-    runner = web.AppRunner(create_app(seed), access_log=None)
+    runner = web.AppRunner(create_app(seed, work_scale=work_scale), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

@@ -298,10 +298,10 @@ class ResourceHog(Bot):
         rng = self.rng
         t, stop = self.window((0.0, 0.6), (0.15, 0.35))
         self.ua = rng.choice(agents.LIBRARIES)
-        uploads = self.idx % 2 == 1
+        upload_share = (0.5, 1.0, 0.0)[self.idx % 3]  # the first one does both
         octet = {"Content-Type": "application/octet-stream"}
         while t < stop:
-            if uploads:
+            if rng.random() < upload_share:
                 # Sizes in 256 KiB steps (shared bodies); some over the cap get 413.
                 size = rng.randint(4, int(UPLOAD_CAP * 1.5) // 262_144) * 262_144
                 yield self.req(t, "POST", "/api/upload", body=body_of_size(size), headers=octet)
