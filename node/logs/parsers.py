@@ -105,6 +105,19 @@ def norm_host(h: str | None) -> str:
     return h[:MAX_FIELD].lower()
 
 
+_host_cache: dict[str, str] = {}
+
+
+def _host_cached(h: str) -> str:
+    """norm_host for vhost prefixes: a log has few, so remember them (bounded)."""
+    r = _host_cache.get(h)
+    if r is None:
+        if len(_host_cache) >= 4096:
+            _host_cache.clear()
+        r = _host_cache[h] = norm_host(h)
+    return r
+
+
 def ip_of(addr: str) -> str:
     """`ip:port`, `[v6]:port` to the address (formats that always log a port)."""
     if addr.startswith("["):
@@ -208,8 +221,40 @@ def parse_combined(line: str, src: str, lineno: int, bad: dict[str, int]) -> Req
         f"{src}:{lineno}", None, None if not ref or ref == "-" else ref[:MAX_FIELD])
 
 
+_PREFIX_RE = re.compile(f"(?:{_SYSLOG})?")
+
+
+def _parse_prefixed(line: str, src: str, lineno: int) -> RequestRecord | str | None:
+    """A syslog and / or vhost prefix before an otherwise fast line: `_FAST_RE` after it."""
+    # matches "" at worst; a syslog header never starts lower-case, a host name usually does
+    pos = 0 if line[0].islower() else _PREFIX_RE.match(line).end()  # type: ignore[union-attr]
+    sp = line.find(" ", pos)
+    vhost = line[pos:sp]
+    m = _FAST_RE.match(line, sp + 1) if sp > pos else None
+    if m is None or not (m[1][0].isalnum() or m[1][0] == ":"):  # `-` there: no vhost after all
+        if not pos:
+            return None
+        m, vhost = _FAST_RE.match(line, pos), ""
+        if m is None:
+            return None
+    ip, tstr, method, target, status, size, ref, ua, rt = m.groups()
+    ts = clf_time(tstr)
+    if ts is None:
+        return "bad-timestamp"
+    path, _, query = target.partition("?")
+    return RequestRecord(
+        ts, ip, method, _host_cached(vhost), path, query, _STATUS[status], 0,
+        0 if size == "-" else int(size), float(rt) * 1000.0 if rt else None,
+        "" if not ua or ua == "-" else ua, None, None, f"{src}:{lineno}", None,
+        None if not ref or ref == "-" else ref[:MAX_FIELD])
+
+
 def _parse_combined_slow(line: str, src: str, lineno: int,
                          bad: dict[str, int]) -> RequestRecord | str:
+    if "\\" not in line:
+        r = _parse_prefixed(line, src, lineno)
+        if r is not None:
+            return r
     m = _CLF_RE.match(line)
     if m is None:
         return _clf_failure(line)
