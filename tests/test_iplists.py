@@ -1,0 +1,313 @@
+"""IP lists: matcher, store (history, persistence), in-memory verdicts, ip-list command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+
+import pytest
+
+from node.iplists import (
+    LISTS,
+    IPLists,
+    IPListStore,
+    NetMatcher,
+    SessionDenials,
+    canonical_network,
+    db_path,
+    format_ip,
+    parse_ip,
+    parse_network,
+)
+from node.iplists.cli import add_iplist_parser, iplist_command, parse_duration_arg
+
+
+class Clock:
+    def __init__(self, t: float = 1_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+# -- matcher ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,expected", [
+    ("203.0.113.7", "203.0.113.7"),
+    ("2001:db8::1", "2001:db8::1"),
+    ("::ffff:203.0.113.7", "203.0.113.7"),      # dual-stack socket view of a v4 peer
+    ("[2001:db8::1]", "2001:db8::1"),
+    ("fe80::1%eth0", "fe80::1"),
+    ("2001:DB8:0:0::1", "2001:db8::1"),
+])
+def test_parse_ip(text, expected):
+    assert format_ip(parse_ip(text)) == expected
+
+
+@pytest.mark.parametrize("text", ["", "unknown", "1.2.3", "1.2.3.4.5", "256.1.1.1", "::g",
+                                  "1.2.3.4/24", " 1.2.3.4"])
+def test_parse_ip_rejects(text):
+    assert parse_ip(text) is None
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("10.1.2.3/8", "10.0.0.0/8"),
+    ("203.0.113.7/32", "203.0.113.7"),
+    ("2001:db8::1/32", "2001:db8::/32"),
+    ("::ffff:10.0.0.0/104", "10.0.0.0/8"),
+    ("0.0.0.0/0", "0.0.0.0/0"),
+])
+def test_canonical_network(text, expected):
+    assert canonical_network(text) == expected
+
+
+@pytest.mark.parametrize("text", ["10.0.0.0/33", "nope", "2001:db8::/129", ""])
+def test_parse_network_rejects(text):
+    with pytest.raises(ValueError):
+        parse_network(text)
+
+
+def test_matcher_most_specific_and_all():
+    m: NetMatcher[str] = NetMatcher()
+    m.set(parse_network("10.0.0.0/8"), "a")
+    m.set(parse_network("10.1.0.0/16"), "b")
+    m.set(parse_network("10.1.2.3"), "c")
+    m.set(parse_network("2001:db8::/32"), "v6")
+    assert m.get(parse_ip("10.1.2.3")) == "c"
+    assert m.all(parse_ip("10.1.2.3")) == ["c", "b", "a"]
+    assert m.get(parse_ip("10.1.9.9")) == "b"
+    assert m.get(parse_ip("10.9.9.9")) == "a"
+    assert m.get(parse_ip("11.0.0.1")) is None
+    assert m.get(parse_ip("2001:db8:1::5")) == "v6"
+    assert m.get(parse_ip("2001:db9::5")) is None
+    # a v4 value never collides with a v6 one of the same integer
+    m.set(parse_network("::a01:203"), "v6-compat")
+    assert m.get(parse_ip("10.1.2.3")) == "c"
+    assert len(m) == 5
+    assert m.discard(parse_network("10.1.0.0/16")) == "b"
+    assert m.get(parse_ip("10.1.9.9")) == "a"
+    assert m.discard(parse_network("10.1.0.0/16")) is None
+
+
+# -- verdicts ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def lists(tmp_path, clock):
+    store = IPListStore(db_path(str(tmp_path)), clock=clock)
+    yield IPLists(store, clock=clock)
+    store.close()
+
+
+@pytest.mark.parametrize("entries,ip,expected", [
+    ([("deny", "203.0.113.0/24")], "203.0.113.9", "deny"),
+    ([("deny", "203.0.113.0/24")], "203.0.114.9", None),
+    ([("deny", "203.0.113.0/24"), ("allow", "203.0.113.9")], "203.0.113.9", "allow"),
+    ([("allow", "203.0.113.0/24"), ("deny", "203.0.113.9")], "203.0.113.9", "allow"),
+    ([("gray", "203.0.113.9"), ("deny", "203.0.113.0/24")], "203.0.113.9", "deny"),
+    ([("exception", "0.0.0.0/0"), ("deny", "203.0.113.9")], "203.0.113.9", "exception"),
+    ([("gray", "2001:db8::/32")], "2001:db8:ffff::1", "gray"),
+    ([("deny", "2001:db8::/64")], "2001:db8:0:1::1", None),
+    ([("deny", "203.0.113.9")], "::ffff:203.0.113.9", "deny"),
+    ([("deny", "203.0.113.9")], "garbage", None),
+])
+def test_verdict_precedence(lists, entries, ip, expected):
+    for name, net in entries:
+        lists.add(name, net)
+    assert lists.verdict(ip).list == expected
+
+
+def test_verdict_skips_expired_most_specific(lists, clock):
+    lists.add("deny", "203.0.113.0/24", duration=3600)
+    lists.add("deny", "203.0.113.9", duration=60, reason="short")
+    assert lists.verdict("203.0.113.9").entry.reason == "short"
+    clock.t += 61
+    v = lists.verdict("203.0.113.9")
+    assert v.list == "deny" and v.entry.network == "203.0.113.0/24"
+    clock.t += 3600
+    assert lists.verdict("203.0.113.9").list is None
+
+
+def test_config_entries_are_separate_and_replaced(lists):
+    lists.set_config_entries("exception", ["198.51.100.0/24"])
+    lists.add("deny", "198.51.100.7")
+    assert lists.verdict("198.51.100.7").list == "exception"
+    lists.set_config_entries("exception", [])
+    assert lists.verdict("198.51.100.7").list == "deny"
+    assert lists.store.list_entries("exception") == []   # never written to the store
+
+
+def test_counts(lists):
+    lists.add("deny", "10.0.0.0/8")
+    lists.add("deny", "10.0.0.1")
+    lists.add("gray", "10.0.0.1")
+    lists.remove("deny", "10.0.0.1")
+    assert lists.counts() == {"allow": 0, "exception": 0, "deny": 1, "gray": 1}
+
+
+def test_add_validates(lists):
+    with pytest.raises(ValueError):
+        lists.add("black", "10.0.0.1")
+    with pytest.raises(ValueError):
+        lists.add("deny", "10.0.0.999")
+    with pytest.raises(ValueError):
+        lists.add("deny", "10.0.0.1", duration=0)
+
+
+# -- history, expiry, persistence ---------------------------------------------------------------
+
+def test_history_records_every_change(lists, clock):
+    lists.add("deny", "203.0.113.9", reason="stuffing", duration=600, who="alice")
+    clock.t += 10
+    lists.remove("deny", "203.0.113.9", who="bob")
+    lists.add("gray", "2001:db8::/48", duration=5, who="profile:default",
+              source="profile:default", detectors=["request_rate"])
+    clock.t += 6
+    assert lists.sweep() == 1
+    h = lists.store.history()
+    assert [(e.action, e.list, e.network, e.who) for e in h] == [
+        ("expire", "gray", "2001:db8::/48", "system"),
+        ("add", "gray", "2001:db8::/48", "profile:default"),
+        ("remove", "deny", "203.0.113.9", "bob"),
+        ("add", "deny", "203.0.113.9", "alice"),
+    ]
+    assert h[3].duration == 600 and h[3].expires == h[3].ts + 600 and h[3].reason == "stuffing"
+    assert lists.store.history(network="203.0.113.9/32")[0].action == "remove"
+    assert lists.verdict("2001:db8::1").list is None
+
+
+def test_persistence_across_reopen_without_resurrection(tmp_path, clock):
+    path = db_path(str(tmp_path))
+    with IPListStore(path, clock=clock) as store:
+        lists = IPLists(store, clock=clock)
+        lists.add("deny", "203.0.113.9")
+        lists.add("deny", "198.51.100.0/24", duration=60)
+        lists.add("allow", "2001:db8::1")
+        lists.deny_session("s-abc", 60)
+    clock.t += 120                         # the timed entry expires while the node is down
+    with IPListStore(path, clock=clock) as store:
+        lists = IPLists(store, clock=clock)
+        assert lists.verdict("203.0.113.9").list == "deny"
+        assert lists.verdict("2001:db8::1").list == "allow"
+        assert lists.verdict("198.51.100.7").list is None
+        assert lists.counts()["deny"] == 1
+        lists.sweep()
+    with IPListStore(path, clock=clock) as store:
+        assert [e.network for e in store.list_entries("deny", include_expired=True)] == [
+            "203.0.113.9"]
+        assert store.history(limit=1)[0].action == "expire"
+
+
+def test_refresh_sees_other_connection(tmp_path, clock):
+    path = db_path(str(tmp_path))
+    with IPListStore(path, clock=clock) as node_store, IPListStore(path, clock=clock) as cli:
+        lists = IPLists(node_store, clock=clock)
+        assert lists.refresh() == 0
+        cli.add("deny", "203.0.113.0/24", who="cli")
+        assert lists.verdict("203.0.113.5").list is None
+        assert lists.refresh() == 1
+        assert lists.verdict("203.0.113.5").list == "deny"
+        assert lists.refresh() == 0            # nothing new: one PRAGMA, no reads
+        cli.remove("deny", "203.0.113.0/24")
+        lists.refresh()
+        assert lists.verdict("203.0.113.5").list is None
+
+
+def test_store_is_wal(tmp_path):
+    with IPListStore(db_path(str(tmp_path))) as store:
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1   # NORMAL
+
+
+def test_memory_only_lists(clock):
+    lists = IPLists(None, clock=clock)
+    lists.add("deny", "10.0.0.0/8", duration=10)
+    assert lists.verdict("10.2.3.4").list == "deny"
+    clock.t += 11
+    assert lists.sweep() == 1
+    assert lists.counts()["deny"] == 0
+
+
+# -- session denials ------------------------------------------------------------------------------
+
+def test_session_denials_expire_and_are_bounded(clock):
+    lists = IPLists(None, clock=clock, session_cap=3)
+    lists.deny_session("s-1", 10)
+    lists.deny_session("s-2", None)
+    assert lists.session_denied("s-1") and lists.session_denied("s-2")
+    assert not lists.session_denied(None) and not lists.session_denied("s-x")
+    clock.t += 11
+    assert not lists.session_denied("s-1")
+    for i in range(3, 8):
+        lists.deny_session(f"s-{i}", None)
+    assert len(lists.sessions) == 3 and lists.sessions.evictions >= 2
+    assert not lists.session_denied("s-2")     # oldest evicted first
+
+
+def test_session_denials_sweep():
+    d = SessionDenials(cap=10)
+    d.deny("a", 5.0)
+    d.deny("b", None)
+    assert d.sweep(6.0) == 1 and len(d) == 1
+    assert d.lift("b") and not d.lift("b")
+
+
+# -- ip-list command ------------------------------------------------------------------------------
+
+def run_cli(tmp_path, *argv: str, capsys=None) -> tuple[int, str, str]:
+    p = argparse.ArgumentParser(prog="palisade")
+    add_iplist_parser(p.add_subparsers(dest="cmd"))
+    args = p.parse_args(["ip-list", "--state-dir", str(tmp_path), *argv])
+    assert args.func is iplist_command
+    code = iplist_command(args)
+    out, err = capsys.readouterr() if capsys else ("", "")
+    return code, out, err
+
+
+def test_cli_add_list_remove_history(tmp_path, capsys):
+    code, out, _ = run_cli(tmp_path, "add", "deny", "203.0.113.9/32", "--reason", "manual ban",
+                           "--duration", "1h", "--who", "ops", capsys=capsys)
+    assert code == 0 and "added 203.0.113.9 to deny until" in out
+    code, out, _ = run_cli(tmp_path, "list", "--json", capsys=capsys)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rows[0]["network"] == "203.0.113.9" and rows[0]["who"] == "ops"
+    assert rows[0]["expires"] - rows[0]["created"] == pytest.approx(3600)
+    code, out, _ = run_cli(tmp_path, "list", capsys=capsys)
+    assert "manual ban" in out and out.startswith("LIST")
+    assert run_cli(tmp_path, "remove", "deny", "203.0.113.9", capsys=capsys)[0] == 0
+    code, out, err = run_cli(tmp_path, "remove", "deny", "203.0.113.9", capsys=capsys)
+    assert code == 1 and "not in deny" in err
+    code, out, _ = run_cli(tmp_path, "history", "--json", capsys=capsys)
+    assert [json.loads(line)["action"] for line in out.splitlines()] == ["remove", "add"]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (("add", "deny", "10.0.0.300"), "does not appear to be an IPv4 or IPv6"),
+    (("add", "deny", "10.0.0.1", "--duration", "soon"), "is not a duration"),
+    (("add", "deny", "10.0.0.1", "--duration=-5m"), "must not be negative"),
+])
+def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
+    code, _, err = run_cli(tmp_path, *argv, capsys=capsys)
+    assert code == 2 and message in err and err.count("\n") == 1 and err.startswith("error: ")
+
+
+def test_cli_unreadable_database(tmp_path, capsys):
+    (tmp_path / "iplists.sqlite3").write_bytes(b"not a database" * 100)
+    code, _, err = run_cli(tmp_path, "list", capsys=capsys)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("text,secs", [("forever", None), ("30m", 1800.0), ("7d", 604800.0),
+                                       ("90", 90.0)])
+def test_parse_duration_arg(text, secs):
+    assert parse_duration_arg(text) == secs
+
+
+def test_lists_constant():
+    assert set(LISTS) == {"allow", "exception", "deny", "gray"}
+    assert isinstance(sqlite3.sqlite_version, str)
