@@ -98,7 +98,7 @@ class LogReader:
             raw: BinaryIO = sys.stdin.buffer
         else:
             try:
-                raw = open(p, "rb")  # noqa: SIM115 - closed in finally, across yields
+                raw = open(p, "rb")  # closed in the finally below, across yields
             except OSError as e:
                 raise InputError(f"{p}: cannot read: {e.strerror or e}") from None
         self.path = p
