@@ -61,7 +61,7 @@ class Enforce:
             return
         req = flow.request
         path, _, query = req.path.partition("?")
-        headers = {k.lower(): v for k, v in req.headers.items()}
+        headers = [(k.lower(), v) for k, v in req.headers.items(multi=True)]
         body = (req.raw_content or b"")[: self.node.settings.max_attack_scan]
         meta.signs = signs = self.node.attack_signs(path, query, headers, body)
         if signs:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,39 +15,9 @@ from node.proxy.forwarded import trusted_matcher
 from node.proxy.recorder import RecordWriter
 from node.proxy.settings import NodeSettings
 from node.record import RequestRecord
+from node.signatures import attack_signs
 
-logger = logging.getLogger(__name__)
-
-AttackSigns = Callable[[str, str, Mapping[str, str], bytes], frozenset[str]]
-
-
-def default_attack_signs() -> AttackSigns:
-    """node.signatures.attack_signs, or a libinjection-only stand-in until it exists."""
-    try:
-        from node.signatures import attack_signs  # type: ignore[attr-defined]
-        return attack_signs
-    except ImportError:
-        pass
-    import libinjection
-
-    def _signs(path: str, query: str, headers: Mapping[str, str], body: bytes) -> frozenset[str]:
-        from urllib.parse import unquote_plus
-
-        found = set()
-        for part in (unquote_plus(path), unquote_plus(query),
-                     body.decode("utf-8", "replace")):
-            if not part:
-                continue
-            if libinjection.is_sql_injection(part)["is_sqli"]:
-                found.add("sqli")
-            if libinjection.is_xss(part)["is_xss"]:
-                found.add("xss")
-            if "../" in part or "..\\" in part:
-                found.add("path_traversal")
-        return frozenset(found)
-
-    logger.warning("node.signatures.attack_signs not available: graylist uses libinjection only")
-    return _signs
+AttackSigns = Callable[[str, str, Any, bytes], frozenset[str]]
 
 
 @dataclass
@@ -59,7 +28,7 @@ class NodeContext:
     metrics: NodeMetrics
     engine: Any = None                       # node.engine.Engine, or None (no detection)
     recorder: RecordWriter | None = None
-    attack_signs: AttackSigns = field(default_factory=default_attack_signs)
+    attack_signs: AttackSigns = attack_signs
     clock: Callable[[], float] = time.time
     # called with every Decision after it is applied (e.g. the control-plane sync)
     decision_sinks: list[Callable[[Any], None]] = field(default_factory=list)
