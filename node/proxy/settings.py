@@ -136,11 +136,11 @@ def compile_node_settings(raw: Mapping | None, where: str = "<config>", *,
     d = NodeSettings()
     out: dict[str, Any] = {}
 
-    def conv(k: str, fn, *args):
+    def conv(k: str, fn, *args, sec: Section = s):
         try:
             return fn(*args)
         except ValueError as e:
-            raise s.error(k, str(e)) from None
+            raise sec.error(k, str(e)) from None
 
     if s.has("listen"):
         out["listen_host"], out["listen_port"] = conv(
@@ -173,7 +173,7 @@ def compile_node_settings(raw: Mapping | None, where: str = "<config>", *,
 
         def size(k: str, lo: int, hi: int | None = None) -> None:
             if lim.has(k):
-                v = conv(k, parse_size, lim.raw(k))
+                v = conv(k, parse_size, lim.raw(k), sec=lim)
                 if v < lo or (hi is not None and v > hi):
                     raise lim.error(k, f"must be between {lo} and {hi} bytes" if hi
                                     else f"must be at least {lo} bytes")

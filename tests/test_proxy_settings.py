@@ -1,0 +1,114 @@
+"""NodeSettings compilation: values, and an error naming file, line and key per mistake."""
+
+from __future__ import annotations
+
+import pytest
+
+from node.config.yamlloc import load_yaml_text
+from node.errors import ConfigError
+from node.proxy.settings import (
+    NodeSettings,
+    compile_node_settings,
+    parse_hostport,
+    parse_size,
+    parse_upstream,
+)
+
+
+def compile_yaml(text: str, **kw) -> NodeSettings:
+    return compile_node_settings(load_yaml_text(text, "palisade.yaml")["node"], "palisade.yaml",
+                                 **kw)
+
+
+def test_defaults():
+    s = compile_node_settings({}, "x.yaml")
+    assert s == NodeSettings()
+    assert s.mode == "reverse:http://127.0.0.1:8080@0.0.0.0:8000"
+    assert s.max_header_bytes < 64 * 1024
+
+
+def test_full(tmp_path):
+    pem = tmp_path / "cert.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n")
+    s = compile_yaml(f"""
+node:
+  listen: "[::]:8443"
+  upstream: https://api.internal:9443/
+  admin: 127.0.0.1:9191
+  trusted_proxies: [10.0.0.0/8, "2001:db8::/32"]
+  tls: {{cert: {pem}}}
+  http2: false
+  keep_host_header: false
+  limits:
+    max_header_bytes: 16k
+    max_request_body: 2m
+    header_timeout: 5s
+    idle_timeout: 2m
+  state_dir: /var/lib/palisade
+  record_file: records.jsonl
+""")
+    assert (s.listen_host, s.listen_port) == ("::", 8443)
+    assert s.upstream == "https://api.internal:9443"
+    assert (s.admin_host, s.admin_port) == ("127.0.0.1", 9191)
+    assert s.trusted_proxies == ("10.0.0.0/8", "2001:db8::/32")
+    assert s.tls_cert == str(pem) and s.tls_key is None
+    assert not s.http2 and not s.keep_host_header
+    assert (s.max_header_bytes, s.max_request_body) == (16384, 2 * 1024 * 1024)
+    assert (s.header_timeout, s.idle_timeout) == (5.0, 120.0)
+    assert s.mode == "reverse:https://api.internal:9443@:::8443"
+
+
+def test_admin_off_and_relative_paths(tmp_path):
+    s = compile_node_settings({"admin": False, "state_dir": "state"}, "x.yaml",
+                              base_dir=str(tmp_path))
+    assert s.admin_host is None and s.state_dir == str(tmp_path / "state")
+
+
+@pytest.mark.parametrize("text,line,key,message", [
+    ("node:\n  upstrem: x\n", 2, "node.upstrem", "did you mean 'upstream'"),
+    ("node:\n  listen: 0.0.0.0:99999\n", 2, "node.listen", "is not a port"),
+    ("node:\n  listen: ':::8000'\n", 2, "node.listen", "brackets"),
+    ("node:\n  upstream: ftp://x\n", 2, "node.upstream", "http:// or https://"),
+    ("node:\n  upstream: http://x:8080/api\n", 2, "node.upstream", "no path"),
+    ("node:\n  trusted_proxies: [10.0.0.0/33]\n", 2, "node.trusted_proxies", "not an IP"),
+    ("node:\n  limits:\n    max_header_bytes: 64k\n", 3, "node.limits.max_header_bytes",
+     "between 1024 and 65535"),
+    ("node:\n  limits:\n    max_request_body: lots\n", 3, "node.limits.max_request_body",
+     "is not a size"),
+    ("node:\n  limits:\n    header_timeout: 0s\n", 3, "node.limits.header_timeout",
+     "at least"),
+    ("node:\n  limits:\n    bogus: 1\n", 3, "node.limits.bogus", "unknown key"),
+    ("node:\n  tls:\n    cert: /nonexistent.pem\n", 3, "node.tls.cert", "cannot read"),
+    ("node:\n  tls:\n    key: /x.pem\n", 3, "node.tls", "needs `cert`"),
+    ("node:\n  http2: maybe\n", 2, "node.http2", "true or false"),
+    ("node:\n  listen: 127.0.0.1:9090\n", 2, "node.admin", "other than the proxy's"),
+    ("node: [1, 2]\n", 1, "node", "expected a mapping"),
+])
+def test_errors(text, line, key, message):
+    with pytest.raises(ConfigError) as e:
+        compile_yaml(text)
+    assert e.value.file == "palisade.yaml" and e.value.key == key
+    assert e.value.line == line, str(e.value)
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("value,expected", [(4096, 4096), ("32k", 32768), ("8m", 8 << 20),
+                                            ("1MiB", 1 << 20), ("1g", 1 << 30), ("10 KB", 10240)])
+def test_parse_size(value, expected):
+    assert parse_size(value) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("0.0.0.0:8000", ("0.0.0.0", 8000)), ("[::1]:80", ("::1", 80)), (":8000", ("0.0.0.0", 8000)),
+    ("localhost:9090", ("localhost", 9090)), ("10.0.0.1", ("10.0.0.1", 7)),
+])
+def test_parse_hostport(text, expected):
+    assert parse_hostport(text, 7) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8080"), ("https://api/", "https://api"),
+    ("http://[::1]:8080", "http://[::1]:8080"),
+])
+def test_parse_upstream(text, expected):
+    assert parse_upstream(text) == expected
