@@ -590,13 +590,13 @@ def create_app(storage: Storage, *, tokens: Iterable[tuple[str, str, str]] = (),
     app[OPTIONS] = ApiOptions(retention=retention or Retention(), min_requests=min_requests,
                               cross_replica_poll=cross_replica_poll)
     app.add_routes(routes)
-    if retention_interval:
-        app.cleanup_ctx.append(_retention_job(retention_interval))
-    if close_storage:
+    if close_storage:  # first in, last out: closed after every job using it has stopped
         async def _close(app: web.Application) -> AsyncIterator[None]:
             yield
             await storage.close()
         app.cleanup_ctx.append(_close)
+    if retention_interval:
+        app.cleanup_ctx.append(_retention_job(retention_interval))
     return app
 
 

@@ -38,11 +38,11 @@ async def run_control(settings: ControlSettings, *,
                      min_requests=settings.min_requests, close_storage=True)
     if not settings.tokens:
         log.warning("control: no tokens configured; only tokens created in storage will work")
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    # Long polls in flight get 5 s to finish on shutdown; nodes simply poll again.
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=5)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.listen_host, settings.listen_port,
-                           shutdown_timeout=5)
+        site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
         try:
             await site.start()
         except OSError as e:
