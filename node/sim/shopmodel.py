@@ -410,6 +410,74 @@ def parse_credentials(body: bytes, content_type: str | None) -> tuple[str, str] 
     return u, p
 
 
+# Read-only endpoints: a pure function of (path, query, path argument), cached.
+
+def _home(path: str, query: str, arg: str) -> ShopResponse:
+    return ShopResponse(200, INDEX_HTML, "text/html")
+
+
+def _static(path: str, query: str, arg: str) -> ShopResponse:
+    body, ct = STATIC[unquote(path)]
+    return ShopResponse(200, body, ct)
+
+
+def _health(path: str, query: str, arg: str) -> ShopResponse:
+    return ShopResponse(200, b'{"status":"ok"}')
+
+
+def _products(path: str, query: str, arg: str) -> ShopResponse:
+    q = _qs(query)
+    if q is None:
+        return _err(400, "products")
+    page = _int(q.get("page", ["1"])[0])
+    category = q.get("category", [None])[0] or None
+    sort = q.get("sort", ["relevance"])[0]
+    if page is None or not 1 <= page <= 10_000:
+        return _err(400, "products", "page")
+    if category is not None and category not in CATEGORY_NOUNS:
+        return _err(400, "products", "category")
+    if sort not in _SORT_KEYS:
+        return _err(400, "products", "sort")
+    return ShopResponse(200, list_json(page, category, sort))
+
+
+def _product(path: str, query: str, arg: str) -> ShopResponse:
+    pid = _int(arg)
+    if pid is None or not 1 <= pid <= N_PRODUCTS:
+        return _err(404, "product")
+    return ShopResponse(200, product_json(pid))
+
+
+def _search(path: str, query: str, arg: str) -> ShopResponse:
+    q = _qs(query, blanks=True)
+    if q is None or "q" not in q:
+        return _err(400, "search", "q")
+    return ShopResponse(200, search_json(q["q"][0][:200]))
+
+
+def _export(path: str, query: str, arg: str) -> ShopResponse:
+    q = _qs(query)
+    if q is None:
+        return _err(400, "export")
+    fmt = q.get("format", ["json"])[0]
+    if fmt not in ("csv", "json"):
+        return _err(400, "export", "format must be csv or json")
+    body = export_body(fmt)
+    r = ShopResponse(200, body, "text/csv" if fmt == "csv" else "application/json")
+    r.work_ms = export_work_ms(len(body))
+    return r
+
+
+_PURE = {"home": _home, "static": _static, "health": _health, "products": _products,
+         "product": _product, "search": _search, "export": _export}
+
+
+@lru_cache(maxsize=16384)
+def _pure(name: str, path: str, query: str, arg: str) -> tuple[int, bytes, str, float]:
+    r = _PURE[name](path, query, arg)
+    return r.status, r.body, r.content_type, r.work_ms
+
+
 class ShopState:
     """The shop: catalog (shared, fixed), sessions, carts and orders (per instance).
 
@@ -446,6 +514,9 @@ class ShopState:
                     fresh = sid
                 else:
                     fresh = None
+                if name in _PURE:
+                    status, rbody, ct, work = _pure(name, path, query, arg)
+                    return ShopResponse(status, rbody, ct, name, fresh, work)
                 r = getattr(self, "_" + name)(path, query, body or b"", sid, content_type,
                                               len(body or b"") if body_len is None else body_len,
                                               arg)
@@ -458,44 +529,6 @@ class ShopState:
         return r
 
     # Handlers: (path, query, body, sid, content_type, body_len, arg) -> ShopResponse.
-
-    def _home(self, *_: object) -> ShopResponse:
-        return ShopResponse(200, INDEX_HTML, "text/html")
-
-    def _static(self, path: str, *_: object) -> ShopResponse:
-        body, ct = STATIC[unquote(path)]
-        return ShopResponse(200, body, ct)
-
-    def _health(self, *_: object) -> ShopResponse:
-        return ShopResponse(200, b'{"status":"ok"}')
-
-    def _products(self, path: str, query: str, *_: object) -> ShopResponse:
-        q = _qs(query)
-        if q is None:
-            return _err(400, "products")
-        page = _int(q.get("page", ["1"])[0])
-        category = q.get("category", [None])[0] or None
-        sort = q.get("sort", ["relevance"])[0]
-        if page is None or not 1 <= page <= 10_000:
-            return _err(400, "products", "page")
-        if category is not None and category not in CATEGORY_NOUNS:
-            return _err(400, "products", "category")
-        if sort not in _SORT_KEYS:
-            return _err(400, "products", "sort")
-        return ShopResponse(200, list_json(page, category, sort))
-
-    def _product(self, path: str, query: str, body: bytes, sid: str, ct: object, n: int,
-                 arg: str) -> ShopResponse:
-        pid = _int(arg)
-        if pid is None or not 1 <= pid <= N_PRODUCTS:
-            return _err(404, "product")
-        return ShopResponse(200, product_json(pid))
-
-    def _search(self, path: str, query: str, *_: object) -> ShopResponse:
-        q = _qs(query, blanks=True)
-        if q is None or "q" not in q:
-            return _err(400, "search", "q")
-        return ShopResponse(200, search_json(q["q"][0][:200]))
 
     def _login(self, path: str, query: str, body: bytes, sid: str, ct: str | None,
                *_: object) -> ShopResponse:
@@ -595,18 +628,6 @@ class ShopState:
             return _err(404, "order")
         return ShopResponse(200, order)
 
-    def _export(self, path: str, query: str, *_: object) -> ShopResponse:
-        q = _qs(query)
-        if q is None:
-            return _err(400, "export")
-        fmt = q.get("format", ["json"])[0]
-        if fmt not in ("csv", "json"):
-            return _err(400, "export", "format must be csv or json")
-        body = export_body(fmt)
-        r = ShopResponse(200, body, "text/csv" if fmt == "csv" else "application/json")
-        r.work_ms = export_work_ms(len(body))
-        return r
-
     def _upload(self, path: str, query: str, body: bytes, sid: str, ct: object,
                 n: int, *_: object) -> ShopResponse:
         if n > UPLOAD_CAP:
@@ -643,6 +664,9 @@ LATENCY: dict[str, tuple[float, float]] = {
 }
 
 
+_LOG_LATENCY = {k: (math.log(m), s) for k, (m, s) in LATENCY.items()}
+
+
 class ShopModel:
     """`respond()` answers like the real shop, without HTTP, with a sampled duration."""
 
@@ -656,12 +680,13 @@ class ShopModel:
                 ) -> tuple[int, int, float]:
         """(status, response body bytes, duration ms) for one request."""
         r = self.state.handle(method, path, query, body, session, content_type)
-        med, sigma = LATENCY[r.endpoint]
+        mu, sigma = _LOG_LATENCY[r.endpoint]
         if r.endpoint == "search" and r.status == 200:
-            med += len(r.body) / 400  # more hits, more rendering
+            mu = math.log(LATENCY["search"][0] + len(r.body) / 400)  # more hits, more work
         elif r.endpoint == "upload":
-            med += (len(body or b"")) / 80_000  # ~80 MB/s to read and store a body
-        dur = self.rng.lognormvariate(math.log(med), sigma) + r.work_ms
+            # ~80 MB/s to read and store a body
+            mu = math.log(LATENCY["upload"][0] + len(body or b"") / 80_000)
+        dur = self.rng.lognormvariate(mu, sigma) + r.work_ms
         if self.rng.random() < 0.005:  # rare stalls: GC, a slow disk
             dur *= self.rng.uniform(3, 12)
         return r.status, len(r.body), round(dur, 2)
