@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 
@@ -82,6 +83,17 @@ _SQLI = ("{v}'", "{v}\"", "{v}' AND {n}={n}-- -", "{v}' AND {n}={m}-- -", "{v}) 
          "{v}' AND SLEEP({k})-- -", "{v};SELECT PG_SLEEP({k})--", "{v}' OR {n}={n}#")
 
 
+def shuffled(rng, n: int, first: int = 1) -> Iterator[int]:
+    """first..first+n-1 in a random order, lazily: an affine map modulo n with a random stride
+    coprime to n. A bot's enumeration costs no memory, however many bots run."""
+    while True:
+        a = rng.randrange(1, n)
+        if math.gcd(a, n) == 1:
+            break
+    b = rng.randrange(n)
+    return (first + (a * i + b) % n for i in range(n))
+
+
 def _enc(s: str) -> str:
     from urllib.parse import quote
     return quote(s, safe="")
@@ -95,11 +107,12 @@ class Bot(Actor):
 
     @classmethod
     def spawn(cls, env: Env, fam: Family, n: int) -> list[Actor]:
-        ips = agents.addresses(env.rng(f"ips/{fam.name}"), cls.NETWORK, n)
+        rng = env.rng(f"ips/{fam.name}")
+        ips = agents.addresses(rng, cls.NETWORK, n)
         out: list[Actor] = []
         for i in range(n):
             a = cls(env, fam, i)
-            a.ip = agents.v6_in(a.rng, cls.V6) if cls.V6 and i % 2 else ips[i]
+            a.ip = agents.v6_in(rng, cls.V6) if cls.V6 and i % 2 else ips[i]
             out.append(a)
         return out
 
@@ -124,9 +137,9 @@ class Scraper(Bot):
         interval = rng.choice((0.15, 0.2, 0.25, 0.5, 1.0))
         if rng.random() < 0.5:
             first = rng.randint(1, 3000)
-            ids: list[int] | range = range(first, N_PRODUCTS + 40)  # runs past the end: 404s
+            ids: Iterator[int] | range = range(first, N_PRODUCTS + 40)  # runs past the end: 404s
         else:
-            ids = rng.sample(range(1, N_PRODUCTS + 101), N_PRODUCTS + 100)
+            ids = shuffled(rng, N_PRODUCTS + 100)
         if not library:
             yield self.req(t, "GET", "/")
             t = self.pace(t, interval)
@@ -157,7 +170,7 @@ class StealthScraper(Bot):
         self.sid = new_sid(rng)
         t += 0.05
         yield self.req(t, "GET", "/static/app.js")
-        for k, pid in enumerate(rng.sample(range(1, N_PRODUCTS + 1), N_PRODUCTS)):
+        for k, pid in enumerate(shuffled(rng, N_PRODUCTS)):
             t += rng.uniform(3.0, 12.0)
             if t >= env.end:
                 return
@@ -389,8 +402,8 @@ class BruteForce(Bot):
         n = rng.randint(1, N_USERS)
         user = username(n)
         # It has guessed the scheme: common passwords first, then pw-0000.. in random order.
-        guesses = list(COMMON_PASSWORDS) + [f"pw-{k:04d}" for k in rng.sample(range(10_000),
-                                                                              10_000)]
+        guesses = itertools.chain(COMMON_PASSWORDS,
+                                  (f"pw-{k:04d}" for k in shuffled(rng, 10_000, 0)))
         interval = rng.uniform(0.4, 1.5)
         for pw in guesses:
             if t >= self.env.end:
@@ -443,7 +456,7 @@ class SessionRotation(Bot):
         rng = self.rng
         t, stop = self.window((0.0, 0.6), (0.2, 0.4))
         self.ua = agents.browser_ua(rng, False)
-        ids = iter(rng.sample(range(1, N_PRODUCTS + 1), N_PRODUCTS))
+        ids = shuffled(rng, N_PRODUCTS)
         while t < stop:
             self.sid = None
             for _ in range(rng.randint(3, 7)):
@@ -469,7 +482,7 @@ class IpRotation(Bot):
         yield self.req(t, "GET", "/")
         self.sid = new_sid(rng)
         left = rng.randint(1, 5)
-        for pid in rng.sample(range(1, N_PRODUCTS + 1), N_PRODUCTS):
+        for pid in shuffled(rng, N_PRODUCTS):
             t += rng.uniform(0.8, 2.5)
             if t >= stop:
                 return
@@ -496,7 +509,7 @@ class FakeCrawler(Bot):
         for path in ("/robots.txt", "/sitemap.xml", "/"):
             yield self.req(t, "GET", path)
             t += rng.uniform(0.5, 2.0)
-        pids = iter(rng.sample(range(1, N_PRODUCTS + 1), N_PRODUCTS))
+        pids = shuffled(rng, N_PRODUCTS)
         while t < stop:
             if rng.random() < 0.1:
                 cat = rng.choice(CATEGORIES)

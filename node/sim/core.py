@@ -102,6 +102,8 @@ def new_sid(rng: random.Random) -> str:
 
 class Actor:
     """Base class. Subclasses set `ip`, `ua`, `headers`, `start` and write `run()`.
+    Keep `__init__` and `spawn` cheap and free of `rng` where there are many actors: draw
+    their randomness when `run()` starts.
 
     `sid` is the cookie the actor presents next (None: no cookie). `req()` stamps an intent
     with the actor's current state; `count` is how many it made.
@@ -116,13 +118,21 @@ class Actor:
         self.label = fam.label
         self.idx = idx
         self.id = actor_id or f"{fam.name}-{idx:03d}"
-        self.rng = env.rng(self.id)
+        self._rng: random.Random | None = None
         self.ip = ""
         self.ua = ""
         self.headers: dict[str, str] = {}
         self.sid: str | None = None
         self.start = env.start
         self.count = 0
+
+    @property
+    def rng(self) -> random.Random:
+        # Made on first use: an actor waiting for its start costs a few hundred bytes, not the
+        # 2.5 KB of a generator state, so large scenarios stay small until actors run.
+        if self._rng is None:
+            self._rng = self.env.rng(self.id)
+        return self._rng
 
     @classmethod
     def spawn(cls, env: Env, fam: Family, n: int) -> list[Actor]:

@@ -57,28 +57,42 @@ class Human(Actor):
     V6_P = 0.15
 
     def __init__(self, env: Env, fam: Family, idx: int, actor_id: str | None = None,
-                 mobile: bool | None = None) -> None:
+                 mobile: bool | None = None, start: float | None = None) -> None:
         super().__init__(env, fam, idx, actor_id)
-        rng = self.rng
-        self.ua = agents.browser_ua(rng, mobile)
-        self.account = rng.randint(1, N_USERS)
-        self.headers = {"Accept-Language": rng.choice(agents.LANGUAGES),
-                        "Referer": f"https://{env.host}/"}
-        self.post_headers = {**self.headers, **JSON_CT}
+        self.mobile = mobile
+        self.lang: str | None = None
         # Arrivals spread over the window; a visit lasting past the end is cut there.
-        self.start = env.start + rng.random() * env.duration * 0.97
-        self._mix = list(self.MIX)
-        self._w = list(self.MIX.values())
+        self.start = env.start if start is None else start
+
+    @classmethod
+    def arrivals(cls, env: Env, fam: Family, n: int) -> list[float]:
+        rng = env.rng(f"start/{fam.name}")
+        return [env.start + rng.random() * env.duration * 0.97 for _ in range(n)]
 
     @classmethod
     def spawn(cls, env: Env, fam: Family, n: int) -> list[Actor]:
         v4 = agents.addresses(env.rng(f"ips/{fam.name}"), agents.HUMAN_V4, n)
+        starts = cls.arrivals(env, fam, n)
         out: list[Actor] = []
         for i in range(n):
-            a = cls(env, fam, i)
-            a.ip = v4[i] if a.rng.random() >= cls.V6_P else agents.v6_in(a.rng, agents.HUMAN_V6)
+            a = cls(env, fam, i, start=starts[i])
+            a.ip = v4[i]
             out.append(a)
         return out
+
+    def setup(self) -> None:
+        """Draw the person: browser, account, language (and, for some, an IPv6 address)."""
+        rng, env = self.rng, self.env
+        if not self.ua:
+            self.ua = agents.browser_ua(rng, self.mobile)
+        if rng.random() < self.V6_P:
+            self.ip = agents.v6_in(rng, agents.HUMAN_V6)
+        self.account = rng.randint(1, N_USERS)
+        self.headers = {"Accept-Language": self.lang or rng.choice(agents.LANGUAGES),
+                        "Referer": f"https://{env.host}/"}
+        self.post_headers = {**self.headers, **JSON_CT}
+        self._mix = list(self.MIX)
+        self._w = list(self.MIX.values())
 
     def think(self) -> float:
         med, sigma = self.THINK
@@ -88,6 +102,7 @@ class Human(Actor):
         return self.rng.randint(1, 3) if self.rng.random() < self.MISTYPE_P else 0
 
     def run(self) -> Iterator[Intent]:
+        self.setup()
         t, rng, env = self.start, self.rng, self.env
         for visit in range(3):
             t = yield from self.visit(t)
@@ -100,7 +115,8 @@ class Human(Actor):
     def visit(self, t: float) -> Visit:
         rng, end = self.rng, self.env.end
         med, sigma, lo, hi = self.LENGTH
-        target = self.count + min(hi, max(lo, int(rng.lognormvariate(math.log(med), sigma))))
+        # The last action may add a few requests (a checkout with a login): stop short of hi.
+        target = self.count + min(hi - 8, max(lo, int(rng.lognormvariate(math.log(med), sigma))))
         self.sid, self.logged_in, self.cart, self.last_pid = None, False, 0, 0
         # A page load: the HTML sets the cookie, then its assets, then the app's first call.
         yield self.req(t, "GET", "/")
@@ -242,10 +258,11 @@ class PasswordRetry(Human):
 
 def _group_spawn(cls: type[Human], env: Env, fam: Family, n: int, size: int,
                  mobile: bool | None) -> list[tuple[int, list[Human]]]:
+    starts = cls.arrivals(env, fam, n * size)
     out = []
     for g in range(n):
-        members = [cls(env, fam, g * size + j, f"{fam.name}-{g:02d}-{j:02d}", mobile)
-                   for j in range(size)]
+        members = [cls(env, fam, g * size + j, f"{fam.name}-{g:02d}-{j:02d}", mobile,
+                       starts[g * size + j]) for j in range(size)]
         out.append((g, members))
     return out
 
@@ -255,17 +272,18 @@ class OfficeWorker(Human):
     """25 colleagues behind one office NAT address, on the same managed browser."""
 
     SIZE = 25
+    V6_P = 0.0
 
     @classmethod
     def spawn(cls, env: Env, fam: Family, n: int) -> list[Actor]:
         ips = agents.addresses(env.rng(f"ips/{fam.name}"), agents.OFFICE_NAT, n)
         out: list[Actor] = []
         for g, members in _group_spawn(cls, env, fam, n, cls.SIZE, False):
-            lang = env.rng(f"{fam.name}/{g}").choice(agents.LANGUAGES)
+            rng = env.rng(f"{fam.name}/{g}")
+            lang = rng.choice(agents.LANGUAGES)
             for a in members:
-                a.ip = ips[g]
-                a.ua = agents.CORPORATE[0] if a.rng.random() < 0.8 else agents.CORPORATE[1]
-                a.headers["Accept-Language"] = a.post_headers["Accept-Language"] = lang
+                a.ip, a.lang = ips[g], lang
+                a.ua = agents.CORPORATE[0] if rng.random() < 0.8 else agents.CORPORATE[1]
             out.extend(members)
         return out
 
@@ -275,14 +293,16 @@ class CarrierV6User(Human):
     """30 phone users of one carrier, each on its own address in the same IPv6 /64."""
 
     SIZE = 30
+    V6_P = 0.0
 
     @classmethod
     def spawn(cls, env: Env, fam: Family, n: int) -> list[Actor]:
         out: list[Actor] = []
         for g, members in _group_spawn(cls, env, fam, n, cls.SIZE, True):
-            net = agents.v6_subnet(env.rng(f"{fam.name}/{g}"), agents.MOBILE_V6)
+            rng = env.rng(f"{fam.name}/{g}")
+            net = agents.v6_subnet(rng, agents.MOBILE_V6)
             for a in members:
-                a.ip = agents.v6_in(a.rng, net)
+                a.ip = agents.v6_in(rng, net)
             out.extend(members)
         return out
 
@@ -292,6 +312,7 @@ class CgnatUser(Human):
     """40 phone users behind one carrier-grade NAT IPv4 address."""
 
     SIZE = 40
+    V6_P = 0.0
 
     @classmethod
     def spawn(cls, env: Env, fam: Family, n: int) -> list[Actor]:

@@ -94,6 +94,7 @@ def simulate(sc: Scenario) -> Iterator[Intent]:
     # Entries: (ts, seq, intent, iterator) or, before an actor starts, (start, seq, None, actor).
     heap: list[tuple[float, int, Any, Any]] = [(a.start, i, None, a)
                                                for i, a in enumerate(actors)]
+    del actors  # finished actors must be freed: only the heap refers to them
     heapq.heapify(heap)
     seq = len(heap)
     while heap:
