@@ -6,6 +6,7 @@ import asyncio
 import collections
 import ipaddress
 import itertools
+import json
 import re
 import time
 
@@ -337,3 +338,16 @@ async def test_driver_against_the_shop_matches_the_model():
         assert 401 in model or 201 in model  # logins and carts took part
     finally:
         await runner.cleanup()
+
+
+def test_command_line_writes_records_and_truth(tmp_path, capsys):
+    from node.sim.__main__ import main
+
+    out, tr = tmp_path / "t.jsonl", tmp_path / "truth.json"
+    assert main(["--only", "brute_force", "--duration", "120", "-o", str(out),
+                 "--truth", str(tr)]) == 0
+    recs = [record_from_json(line) for line in out.read_text().splitlines()]
+    assert recs and all(r.path == "/api/login" for r in recs)
+    assert set(json.loads(tr.read_text())["ips"].values()) == {"account_takeover"}
+    assert main(["--only", "nope"]) == 2
+    assert "unknown family" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import logging
 import random
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from node.sim.shopmodel import SID_COOKIE, UPLOAD_CAP, ShopState, error_body
 
@@ -54,7 +55,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
 
 
 @web.middleware
-async def _json_errors(request: web.Request, handler) -> web.StreamResponse:
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error is a small JSON body, never aiohttp's HTML/text pages."""
     try:
         return await handler(request)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from collections.abc import Iterator
 
 from node.sim import agents
@@ -83,7 +84,7 @@ _SQLI = ("{v}'", "{v}\"", "{v}' AND {n}={n}-- -", "{v}' AND {n}={m}-- -", "{v}) 
          "{v}' AND SLEEP({k})-- -", "{v};SELECT PG_SLEEP({k})--", "{v}' OR {n}={n}#")
 
 
-def shuffled(rng, n: int, first: int = 1) -> Iterator[int]:
+def shuffled(rng: random.Random, n: int, first: int = 1) -> Iterator[int]:
     """first..first+n-1 in a random order, lazily: an affine map modulo n with a random stride
     coprime to n. A bot's enumeration costs no memory, however many bots run."""
     while True:
@@ -182,7 +183,7 @@ class StealthScraper(Bot):
             yield self.req(t, "GET", f"/api/products/{pid}")
 
 
-def _probes(rng, tool: str, scale: float) -> list[tuple[str, str, str]]:
+def _probes(rng: random.Random, tool: str, scale: float) -> list[tuple[str, str, str]]:
     paths = list(PROBE_PATHS + BACKUPS)
     rng.shuffle(paths)
     paths = paths[: max(20, int(len(paths) * scale))]
@@ -325,7 +326,7 @@ class ResourceHog(Bot):
                 t += rng.uniform(1.5, 4.0)
 
 
-def _victim(rng) -> tuple[str, str]:
+def _victim(rng: random.Random) -> tuple[str, str]:
     """A (username, password) pair from a leaked combo list."""
     if rng.random() < 0.55:
         n = rng.randint(1, N_USERS)

@@ -7,6 +7,7 @@ tail), bursts of a page's API calls within a few hundred milliseconds, Zipf prod
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Generator, Iterator
 
 from node.sim import agents
@@ -37,7 +38,7 @@ from node.sim.shopmodel import (
 Visit = Generator[Intent, None, float]
 
 
-def _typo(rng, pw: str) -> str:
+def _typo(rng: random.Random, pw: str) -> str:
     k = rng.randrange(len(pw))
     return rng.choice((pw[:k] + pw[k + 1:], pw[:k] + pw[k] * 2 + pw[k:][1:], pw.upper(),
                        pw + "!", pw[:k] + "9" + pw[k + 1:]))
