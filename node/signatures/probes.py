@@ -79,12 +79,15 @@ class _Table:
         self.prefixes: dict[str, int] = {}
         self.seg_prefixes: dict[str, int] = {}
         self.suffixes: dict[str, int] = {}
+        self.root_suffixes: dict[str, int] = {}
         subs: dict[str, int] = {}
         for kind, entries in lists.items():
             for entry in entries:
                 e = entry.lower()
                 if e.startswith("~"):
                     table, key = subs, e[1:]
+                elif e.startswith("/*"):
+                    table, key = self.root_suffixes, e[2:]
                 elif e.startswith("/"):
                     table, key = self.prefixes, e.rstrip("/")
                 elif e.startswith("*"):
@@ -98,6 +101,7 @@ class _Table:
         self.prefix_depth = max((k.count("/") for k in self.prefixes), default=0)
         self.seg_prefix_lens = sorted({len(k) for k in self.seg_prefixes})
         self.suffix_lens = sorted({len(k) for k in self.suffixes})
+        self.root_suffix_lens = sorted({len(k) for k in self.root_suffixes})
         # Substrings are few: a loop of C-level `in` tests (~40 ns each) beats a regex scan.
         # Those with a character a plain path never has (or "..") only run on unusual paths.
         ordered = sorted(subs.items(), key=lambda kv: kv[1])
@@ -304,6 +308,10 @@ def _path_rank(path: str) -> int:
         last = clean[-1]
         if not last.isdigit() and (r := segment_rank(last)[1]) < best:
             best = r
+        if len(clean) == 1:
+            for n in t.root_suffix_lens:
+                if n < len(last) and (r := t.root_suffixes.get(last[-n:], _NONE)) < best:
+                    best = r
         prefixes, prefix = t.prefixes, ""
         for seg in clean[: t.prefix_depth]:
             prefix = f"{prefix}/{seg}"
