@@ -63,8 +63,11 @@ class Guard:
         rid = meta.id if meta else new_request_id()
         if meta:
             meta.blocked = "malformed"
+        headers = problem_headers(rid)
+        if not (flow.request.is_http2 or flow.request.is_http3):
+            headers["Connection"] = "close"   # what follows on this connection is suspect too
         flow.response = http.Response.make(400, problem_body("bad_request", rid, detail=why),
-                                           problem_headers(rid))
+                                           headers)
         self.node.metrics.block("malformed", "none")
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
