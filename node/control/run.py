@@ -39,7 +39,7 @@ async def run_control(settings: ControlSettings, *,
     if not settings.tokens:
         log.warning("control: no tokens configured; only tokens created in storage will work")
     # Long polls in flight get 5 s to finish on shutdown; nodes simply poll again.
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=5)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.listen_host, settings.listen_port)

@@ -221,7 +221,9 @@ class SqlStorage(ABC):
                                  ) -> dict[str, int]:
         """Insert new detections → {event id: attack id}; a repeated event id is skipped."""
         out: dict[str, int] = {}
-        for item in items:
+        # One lock order for the aggregate rows across concurrent batches (no deadlocks).
+        for item in sorted(items, key=lambda i: (day_of(i["data"]["ts"]), i["data"]["app"],
+                                                 i["data"]["bot_type"])):
             d = item["data"]
             names = sorted({x["name"] for x in d["detectors"]})
             detail = {"detectors": d["detectors"], "evidence": d["evidence"],

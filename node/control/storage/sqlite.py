@@ -8,6 +8,8 @@ WAL lets read while the writer writes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -81,13 +83,16 @@ class SqliteStorage(SqlStorage):
     async def _write(self) -> AsyncIterator[Conn]:
         assert self._w is not None, "storage not open"
         async with self._lock:
-            await self._w.execute("BEGIN IMMEDIATE")
             try:
+                await self._w.execute("BEGIN IMMEDIATE")
                 yield _SqliteConn(self._w)
+                await self._w.execute("COMMIT")
             except BaseException:
-                await self._w.execute("ROLLBACK")
+                # Also after a cancellation during BEGIN: statements run in order on the
+                # connection's thread, so this ROLLBACK follows that BEGIN.
+                with contextlib.suppress(sqlite3.OperationalError, ValueError):
+                    await self._w.execute("ROLLBACK")
                 raise
-            await self._w.execute("COMMIT")
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[Conn]:
