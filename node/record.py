@@ -74,10 +74,35 @@ def _num(d: dict[str, Any], key: str, default: float | None = 0) -> float | None
     return v
 
 
+_FAST_TYPES = (("ts", float), ("ip", str), ("method", str), ("host", str), ("path", str),
+               ("query", str), ("status", int), ("req_bytes", int), ("resp_bytes", int),
+               ("ua", str))
+
+
 def record_from_dict(d: dict[str, Any]) -> RequestRecord:
     """Validate one decoded JSON object into a record. Unknown keys are ignored."""
     if not isinstance(d, dict):
         raise RecordError("not-object")
+    # Fast path for what the node itself writes: every field present with its exact type.
+    g = d.get
+    ts, ip, method, path, ua = g("ts"), g("ip"), g("method"), g("path"), g("ua", "")
+    if (type(ts) is float and type(ip) is str and type(method) is str and type(path) is str
+            and type(ua) is str and type(g("status")) is int and type(g("query", "")) is str
+            and type(g("resp_bytes", 0)) is int and type(g("req_bytes", 0)) is int
+            and type(g("host", "")) is str and 0 < len(ip) <= 64 and len(path) <= MAX_PATH
+            and len(ua) <= MAX_UA and len(method) <= 16 and math.isfinite(ts)
+            and not ("ja3" in d or "referer" in d or "content_type" in d or "blocked" in d)):
+        dur, sess, user, rid = g("duration_ms"), g("session"), g("user"), g("id")
+        if ((dur is None or type(dur) in (float, int)) and (sess is None or type(sess) is str)
+                and (user is None or type(user) is str)
+                and (rid is None or type(rid) in (str, int))):
+            q = g("query", "")
+            return RequestRecord(
+                ts, ip, method.upper(), g("host", "").lower(), path or "/", q[:MAX_QUERY],
+                d["status"], max(0, g("req_bytes", 0)), max(0, g("resp_bytes", 0)),
+                float(dur) if dur is not None else None, ua,
+                sess[:MAX_FIELD] if sess is not None else None,
+                user[:MAX_FIELD] if user is not None else None, rid)
     for k in ("ts", "ip", "method", "path"):
         if k not in d:
             raise RecordError("missing-field", k)

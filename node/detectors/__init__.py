@@ -14,6 +14,7 @@ from node.detectors.request_interval import RequestInterval
 from node.detectors.request_rate import RequestRate
 from node.detectors.request_uniqueness import RequestUniqueness
 from node.detectors.response_time_anomaly import ResponseTimeAnomaly
+from node.detectors.session_rotation import SessionRotation
 from node.detectors.wide_scope import WideScope
 
 DETECTORS: tuple[type[Detector], ...] = (
@@ -25,6 +26,7 @@ DETECTORS: tuple[type[Detector], ...] = (
     RequestUniqueness,
     QueryAbuse,
     WideScope,
+    SessionRotation,
     BusinessLogic,
     ResponseTimeAnomaly,
     ExcessiveRequestConsumption,

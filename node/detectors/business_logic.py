@@ -71,9 +71,9 @@ class BusinessLogic(Detector):
         return False
 
     def evaluate(self, actor, ev):
-        if actor.n < 5:
-            return None
         calls = int(self.get(actor, 0))
+        if actor.n < 5 or not calls:
+            return None             # never touched a critical endpoint: nothing to judge
         limit = self.p["max_calls"]
         fired = calls > limit and calls / actor.n >= self.p["min_share"]
         strength = min(1.0, 0.5 + (calls - limit) / limit) if fired else 0.0

@@ -22,6 +22,8 @@ class _Consumption(Detector):
         ring = getattr(self.ctx.baselines, self.ring)
         if ring.pct is not None and self.ctx.warmed_up:
             limit = max(limit, ring.pct[2] * self.p["p99_factor"])
+        if total < limit * 0.1:
+            return None             # a small consumer: this detector has nothing to say
         strength = 0.0 if total <= limit else min(1.0, 0.5 + (total / limit - 1.0))
         return Finding(round(total / _MB, 2), f"< {limit / _MB:.1f} MiB", strength)
 

@@ -2,44 +2,91 @@
 known exploit paths, and a high share of 404s over many distinct paths.
 
 Security crawlers betray themselves by what they ask for, whatever user agent they send.
-Path classification is node.signatures.probes (linear-time, cached). One probe is weak
-evidence (a typo, a curious person); several, or a wall of 404s, is a scanner.
+Path classification is node.signatures.probes (linear-time, cached). Each kind of probe
+weighs by how sure it is that no person sends it: an exploit path or a backdoor is certain on
+its own; an admin page or a technology a person might type is weak until it repeats.
 """
+
+import re
 
 from node.detectors.base import Detector, Finding, Param
 from node.signatures.probes import probe_kind
+
+# What real API clients never send to a reverse proxy: CONNECT, absolute-form URIs (open
+# proxy probing), and request lines that are not HTTP at all (method INVALID from the logs).
+_OPEN_PROXY = frozenset({"CONNECT"})
+_NOT_HTTP = frozenset({"INVALID", "-", "PRI"})
+_CRAFTED = re.compile(r"[A-Z]{3,7} /[^ ]{0,2048} HTTP/\d")
+WEIGHTS = {
+    "cve": 1.0, "backdoor": 1.0, "path_traversal": 1.0, "sqli": 1.0, "xss": 1.0,
+    "scanner": 1.0, "open_proxy": 1.0, "bad_http_version": 1.0,
+    "sensitive_file": 0.6, "not_http": 0.6, "admin_interface": 0.4, "technology": 0.4,
+}
+
+
+def classify(method: str, path: str, query: str) -> str | None:
+    if method in _OPEN_PROXY or (path[:1] != "/" and path.startswith(("http:", "https:"))):
+        return "open_proxy"
+    if method in _NOT_HTTP or path[:1] != "/":
+        # `GET / HTTP/1.2`: a well-formed line with a version no client speaks is crafted.
+        return "bad_http_version" if _CRAFTED.match(path) else "not_http"
+    return probe_kind(path, query)
 
 
 class ForcedBrowsing(Detector):
     name = "forced_browsing"
     title = "Forced browsing"
     votes = {"security_crawlers": 3.0, "scraping": 0.5, "api_abuse": 0.5}
-    params = {"probes": Param(3, "int", minimum=1, help="probe requests for full strength"),
-              "min_404": Param(10, "int", minimum=2),
+    params = {"min_404": Param(10, "int", minimum=2),
               "max_404_share": Param(0.5, maximum=1.0)}
-    slots = ("probes",)
+    slots = ("weight", "probes")
     observes = True
 
-    def observe(self, ev):
+    def __init__(self, params, ctx, slot_base):
+        super().__init__(params, ctx, slot_base)
+        self._by_template: dict[str, str | None] = {}
+
+    def _kind(self, ev) -> str | None:
         rec = ev.rec
-        kind = probe_kind(rec.path, rec.query)
+        if rec.query:
+            return classify(rec.method, rec.path, rec.query)
+        # `/api/products/{id}`: paths that differ only in numeric / uuid / hex ids share a
+        # verdict, so a catalogue walk does not miss the path cache on every request.
+        t = ev.template
+        if "{" not in t or "{var}" in t or "{token}" in t or "{email}" in t:
+            return classify(rec.method, rec.path, "")
+        key = rec.method + t
+        kind = self._by_template.get(key, False)
+        if kind is False:
+            kind = classify(rec.method, rec.path, "")
+            if len(self._by_template) >= 20_000:
+                self._by_template.clear()
+            self._by_template[key] = kind
+        return kind
+
+    def observe(self, ev):
+        kind = self._kind(ev)
         if kind is None:
             return False
+        w = WEIGHTS.get(kind, 0.5)
         for a in ev.actors():
-            self.add(a, 0)
+            self.add(a, 0, w)
+            self.add(a, 1)
         return True
 
     def evaluate(self, actor, ev):
-        probes = self.get(actor, 0)
+        weight = self.get(actor, 0)
+        probes = int(self.get(actor, 1))
         share404 = actor.n_404 / actor.n if actor.n else 0.0
         many404 = actor.n_404 >= self.p["min_404"] and share404 >= self.p["max_404_share"]
         if not probes and not many404:
             if actor.n < 10:
                 return None
             return Finding(0, "0 probes", 0.0)
-        strength = min(1.0, 0.25 + 0.75 * probes / self.p["probes"]) if probes else 0.0
+        strength = min(1.0, weight)
         if many404:
             strength = max(strength, min(1.0, 0.5 + share404 / 2))
-        value = int(probes) if probes else round(share404, 2)
-        normal = "0 probes" if probes else f"< {self.p['max_404_share']} share of 404s"
-        return Finding(value, normal, strength)
+        if probes:
+            return Finding(probes, "0 probes", strength)
+        return Finding(round(share404, 2), f"< {self.p['max_404_share']} share of 404s",
+                       strength)

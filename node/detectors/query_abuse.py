@@ -11,7 +11,9 @@ _MAX_Q = 1024
 
 
 def _shape(template: str, query: str) -> int:
-    names = sorted({kv.split("=", 1)[0] for kv in query[:_MAX_Q].split("&") if kv})
+    # Parameter names make the shape; a bare token (`/?8890121518`, a cache buster) is a value.
+    names = sorted({kv.split("=", 1)[0] if "=" in kv else "" for kv in query[:_MAX_Q].split("&")
+                    if kv})
     return hash((template, *names))
 
 
@@ -20,7 +22,9 @@ class QueryAbuse(Detector):
     title = "Query abuse"
     votes = {"api_abuse": 1.5, "scraping": 1.0}
     params = {"max_varied": Param(30, "int", minimum=3),
-              "min_share": Param(0.4, maximum=1.0)}
+              "min_share": Param(0.4, maximum=1.0),
+              "min_varied": Param(10, "int", minimum=3),
+              "loop_share": Param(0.8, maximum=1.0)}
     slots = ("shape", "query", "varied")
     observes = True
 
@@ -41,7 +45,12 @@ class QueryAbuse(Detector):
         if actor.n_query < 10:
             return None
         varied = int(self.get(actor, 2))
+        share = varied / actor.n
         limit = self.p["max_varied"]
-        fired = varied > limit and varied / actor.n >= self.p["min_share"]
-        strength = min(1.0, 0.5 + (varied - limit) / limit) if fired else 0.0
+        if varied > limit and share >= self.p["min_share"]:
+            strength = min(1.0, 0.5 + (varied - limit) / limit)
+        elif varied >= self.p["min_varied"] and share >= self.p["loop_share"]:
+            strength = 0.5          # a short loop: nearly every request varies one value
+        else:
+            strength = 0.0
         return Finding(varied, f"< {limit} varied queries", strength)

@@ -17,7 +17,7 @@ class RequestRate(Detector):
               "min_requests": Param(20, "int", minimum=2)}
 
     def evaluate(self, actor, ev):
-        if actor.n < self.p["min_requests"] or actor.duration < 10.0:
+        if actor.n < self.p["min_requests"]:
             return None
         limit = self.p["max_rps"]
         v = actor.peak_rate

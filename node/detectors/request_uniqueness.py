@@ -12,7 +12,7 @@ class RequestUniqueness(Detector):
     name = "request_uniqueness"
     title = "Request uniqueness"
     votes = {"scraping": 1.5, "api_abuse": 0.5}
-    params = {"max_ratio": Param(0.9, maximum=1.0), "min_unique": Param(40, "int", minimum=5)}
+    params = {"max_ratio": Param(0.9, maximum=1.0), "min_unique": Param(30, "int", minimum=5)}
 
     def evaluate(self, actor, ev):
         if actor.n < 20:

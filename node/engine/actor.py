@@ -52,7 +52,7 @@ class Actor:
         self.ids: list | None = None
         self.first_id: Any = None
         self.ext: list[float] | None = None
-        self.h0: tuple[int, int] | None = None  # first request's hashes, until sketches exist
+        self.h0: tuple | None = None    # first request's sketch positions, until sketches exist
         self.decided = 0                # bitmask of bot types already decided
         self.human = False              # marked human-looking (shared-IP guard)
         self.flagged = False            # some bot type decided: excluded from learning
@@ -65,8 +65,10 @@ class Actor:
         self.humans = 0                 # ip/net: human-looking sessions seen here
 
     # -- per-request update: O(1), a handful of arithmetic operations ------------------------
-    def observe(self, ts: float, path_hash: int, endpoint_hash: int, status: int,
+    def observe(self, ts: float, pi: int, pr: int, ei: int, er: int, status: int,
                 unsafe: bool, has_query: bool, req_bytes: int, resp_bytes: int, rid: Any) -> None:
+        """(pi, pr) and (ei, er): register index and rank of the request's path+query and
+        endpoint hashes in the sketches, computed once per request by the engine."""
         n = self.n
         if n:
             gap = ts - self.last_ts
@@ -78,21 +80,26 @@ class Actor:
                 d = gap - self.iv_mean
                 self.iv_mean += d / self.iv_n
                 self.iv_m2 += d * (gap - self.iv_mean)
-            if self.endpoints is None:     # allocated on the 2nd request: floods stay small
-                self.endpoints = hll_new()
+            ep = self.endpoints
+            if ep is None:                  # allocated on the 2nd request: floods stay small
+                ep = self.endpoints = hll_new()
                 self.uniques = hll_new()
-                hll_add(self.uniques, self.h0[0])
-                hll_add(self.endpoints, self.h0[1])
+                h0 = self.h0
+                self.uniques[h0[0]] = h0[1]
+                ep[h0[2]] = h0[3]
                 self.h0 = None
-            hll_add(self.endpoints, endpoint_hash)
-            hll_add(self.uniques, path_hash)
+            if ep[ei] < er:
+                ep[ei] = er
+            u = self.uniques
+            if u[pi] < pr:
+                u[pi] = pr
             r = self.rate / RATE_TAU
-            if r > self.peak_rate and ts - self.first_ts >= 5.0:
+            if r > self.peak_rate:
                 self.peak_rate = r
         else:
             self.rate = 1.0
             self.first_id = rid
-            self.h0 = (path_hash, endpoint_hash)
+            self.h0 = (pi, pr, ei, er)
         if ts > self.last_ts:
             self.last_ts = ts
         self.n = n + 1

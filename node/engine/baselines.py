@@ -1,6 +1,6 @@
 """Learned normal traffic profile (numpy): per-endpoint latency and sizes, per-session totals.
 
-Each endpoint keeps a ring of its last RING observations (float32); percentiles are recomputed
+Each endpoint keeps a ring of its last RING observations; percentiles are recomputed
 with numpy every REFRESH new observations, so the per-request cost is a couple of stores.
 Sessions already flagged as bots are not learned from. The profile is saved to and restored
 from the state directory, so a restart does not repeat the warm-up.
@@ -21,20 +21,21 @@ _QS = (50.0, 95.0, 99.0)
 
 
 class Ring:
+    """The last RING values (a plain list: a store is cheaper than into a numpy array)."""
+
     __slots__ = ("values", "n", "pct")
 
     def __init__(self) -> None:
-        self.values = np.zeros(RING, dtype=np.float32)
+        self.values: list[float] = [0.0] * RING
         self.n = 0
         self.pct: tuple[float, float, float] | None = None   # p50, p95, p99
 
     def add(self, v: float) -> None:
-        self.values[self.n % RING] = v
-        self.n += 1
-        if self.n % REFRESH == 0 and self.n >= MIN_SAMPLES:
-            k = min(self.n, RING)
-            p = np.percentile(self.values[:k], _QS)
-            self.pct = (float(p[0]), float(p[1]), float(p[2]))
+        n = self.n
+        self.values[n % RING] = v
+        self.n = n = n + 1
+        if not n % REFRESH and n >= MIN_SAMPLES:
+            _refresh(self)
 
 
 class EndpointBaseline:
@@ -87,10 +88,10 @@ class Baselines:
             eb = self.endpoints[k]
             for name in ("latency", "size", "req_size"):
                 ring: Ring = getattr(eb, name)
-                arrays[f"{name}_{i}"] = ring.values
+                arrays[f"{name}_{i}"] = np.asarray(ring.values, dtype=np.float32)
                 counts.append(ring.n)
-        arrays["sessions_req"] = self.sessions_req.values
-        arrays["sessions_resp"] = self.sessions_resp.values
+        arrays["sessions_req"] = np.asarray(self.sessions_req.values, dtype=np.float32)
+        arrays["sessions_resp"] = np.asarray(self.sessions_resp.values, dtype=np.float32)
         meta = {"version": 1, "keys": keys, "counts": counts, "seen": self.seen,
                 "sessions": [self.sessions_req.n, self.sessions_resp.n]}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -113,13 +114,13 @@ class Baselines:
                 eb = EndpointBaseline()
                 for name in ("latency", "size", "req_size"):
                     ring: Ring = getattr(eb, name)
-                    ring.values[:] = z[f"{name}_{i}"]
+                    ring.values = [float(v) for v in z[f"{name}_{i}"]]
                     ring.n = next(counts)
                     _refresh(ring)
                 b.endpoints[(k[0], k[1])] = eb
             for ring, key, n in ((b.sessions_req, "sessions_req", meta["sessions"][0]),
                                  (b.sessions_resp, "sessions_resp", meta["sessions"][1])):
-                ring.values[:] = z[key]
+                ring.values = [float(v) for v in z[key]]
                 ring.n = n
                 _refresh(ring)
             b.seen = int(meta["seen"])
@@ -129,5 +130,5 @@ class Baselines:
 def _refresh(ring: Ring) -> None:
     if ring.n >= MIN_SAMPLES:
         k = min(ring.n, RING)
-        p = np.percentile(ring.values[:k], _QS)
+        p = np.percentile(np.asarray(ring.values[:k], dtype=np.float64), _QS)
         ring.pct = (float(p[0]), float(p[1]), float(p[2]))

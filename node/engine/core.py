@@ -21,12 +21,12 @@ from node.engine.actor import Actor, ActorTable
 from node.engine.baselines import Baselines
 from node.engine.context import EngineContext, Event
 from node.engine.decision import Decision
-from node.engine.sketch import hll_count
+from node.engine.sketch import hll_count, hll_pos
 from node.engine.templates import TemplateInferrer
 from node.record import RequestRecord
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-_EARLY = frozenset({2, 3, 5, 8, 12})
+_EARLY = frozenset({4, 12})
 _NO_DECISIONS: list[Decision] = []
 _TYPE_INDEX = {t: i for i, t in enumerate(BOT_TYPES)}
 HUMAN_MIN_REQUESTS = 6       # a session looks human only after this many requests ...
@@ -35,7 +35,7 @@ IP_DECIDED_CAP = 100_000
 
 
 def _checkpoint(n: int) -> bool:
-    return n in _EARLY or (n >= 16 and not n & 7)
+    return n in _EARLY or (n >= 16 and not n & 15)
 
 
 class Engine:
@@ -86,6 +86,8 @@ class Engine:
             next((p for p in config.profiles if p.covers(a.name)), None) for a in self.apps]
         self._exceptions = config.exceptions
         self._v6_prefix = config.limits.ipv6_prefix
+        self._net_cache: dict[str, str | None] = {}
+        self._ep_cache: dict[str, tuple[int, int]] = {}
         lim = config.limits
         for table, cap, ttl in ((self.sessions, lim.sessions, lim.session_timeout),
                                 (self.ips, lim.ips, lim.ip_ttl),
@@ -110,12 +112,26 @@ class Engine:
             self._host_app[host] = i
         return i
 
+    def _ep_pos(self, template: str) -> tuple[int, int]:
+        pos = self._ep_cache.get(template)
+        if pos is None:
+            if len(self._ep_cache) >= 50_000:
+                self._ep_cache.clear()
+            pos = self._ep_cache[template] = hll_pos(hash(template))
+        return pos
+
     def _net_key(self, ip: str) -> str | None:
+        key = self._net_cache.get(ip, False)
+        if key is not False:
+            return key
         try:
-            net = ipaddress.IPv6Network(f"{ip}/{self._v6_prefix}", strict=False)
+            key = str(ipaddress.IPv6Network(f"{ip}/{self._v6_prefix}", strict=False))
         except ValueError:
-            return None
-        return str(net)
+            key = None
+        if len(self._net_cache) >= 50_000:     # client addresses: a bounded cache
+            self._net_cache.clear()
+        self._net_cache[ip] = key
+        return key
 
     # -- the hot path -------------------------------------------------------------------------
     def process(self, rec: RequestRecord) -> list[Decision]:
@@ -141,15 +157,16 @@ class Engine:
             ip.blocked += 1
             return _NO_DECISIONS
         rid = rec.id if rec.id is not None else self.requests
-        path_h = hash((rec.path, rec.query))
-        ep_h = hash(tmpl)
+        q = rec.query
+        pi, pr = hll_pos(hash((rec.path, q)) if q else hash(rec.path))
+        ei, er = self._ep_pos(tmpl)
         unsafe = rec.method not in _SAFE
-        has_q = bool(rec.query)
+        has_q = bool(q)
         status, rq, rs = rec.status, rec.req_bytes, rec.resp_bytes
-        sess.observe(ts, path_h, ep_h, status, unsafe, has_q, rq, rs, rid)
-        ip.observe(ts, path_h, ep_h, status, unsafe, has_q, rq, rs, rid)
+        sess.observe(ts, pi, pr, ei, er, status, unsafe, has_q, rq, rs, rid)
+        ip.observe(ts, pi, pr, ei, er, status, unsafe, has_q, rq, rs, rid)
         if net is not None:
-            net.observe(ts, path_h, ep_h, status, unsafe, has_q, rq, rs, rid)
+            net.observe(ts, pi, pr, ei, er, status, unsafe, has_q, rq, rs, rid)
         if new_session:
             h = hash(skey)
             ip.nsess += 1

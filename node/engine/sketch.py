@@ -22,13 +22,24 @@ def hll_add(regs: bytearray, h: int) -> None:
         regs[idx] = rank
 
 
+_POW = [2.0 ** -r for r in range(65)]
+
+
+def hll_pos(h: int) -> tuple[int, int]:
+    """Register index and rank of a hash: computed once, applied to several sketches."""
+    w = (h >> 7) & _MASK
+    return h & 127, (w & -w).bit_length() if w else 58
+
+
 def hll_count(regs: bytearray | None) -> float:
     if regs is None:
         return 0.0
     zeros = regs.count(0)
     if zeros == _M:
         return 0.0
-    est = _ALPHA / sum(2.0 ** -r for r in regs)
+    if zeros > 0.3 * _M:                       # linear counting range: no sum needed
+        return _M * math.log(_M / zeros)
+    est = _ALPHA / sum(map(_POW.__getitem__, regs))
     if est <= 2.5 * _M and zeros:
         return _M * math.log(_M / zeros)       # linear counting: exact-ish for small sets
     return est

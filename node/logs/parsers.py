@@ -42,6 +42,7 @@ MALFORMED_REASONS = (
     "malformed-request",  # junk request line (TLS bytes, "-", "", "HELP"): method INVALID
     "no-http-version",    # "GET /a b" without protocol: kept, path holds the rest
     "raw-space-in-uri",   # "GET /a b HTTP/1.1": kept, path "/a b"
+    "bad-http-version",   # "GET / HTTP/1.2": method INVALID, the raw line as path
     "bad-utf8",           # invalid UTF-8, decoded with \\xHH escapes as nginx writes them
 )
 
@@ -63,6 +64,10 @@ def is_method(m: str) -> bool:
     return m in _KNOWN_METHODS or _METHOD_TOKEN.fullmatch(m) is not None
 
 
+_VERSIONS = frozenset({"HTTP/0.9", "HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/2.0", "HTTP/3",
+                       "HTTP/3.0"})
+
+
 def split_request(req: str, bad: dict[str, int]) -> tuple[str, str, str]:
     """`"GET /p?q HTTP/1.1"` to (method, path, query).
 
@@ -73,6 +78,10 @@ def split_request(req: str, bad: dict[str, int]) -> tuple[str, str, str]:
     parts = req.split(" ")
     if len(parts) == 3:
         method, target, proto = parts
+        if proto.startswith("HTTP/") and proto not in _VERSIONS:
+            # HTTP/1.2, HTTP/2.1: no client speaks these; DoS tools and fuzzers do.
+            count_bad(bad, "bad-http-version")
+            return INVALID, req[:MAX_PATH], ""
         if target and proto.startswith("HTTP/") and is_method(method):
             path, _, query = target.partition("?")
             return method, path[:MAX_PATH], query[:MAX_QUERY]
@@ -199,7 +208,8 @@ def tail_duration_ms(rest: str) -> float | None:
 # other line, or one with a backslash (Apache's `\"` escape, `\x16` junk), takes `_CLF_RE`.
 _FAST_RE = re.compile(
     rf'([^ ]{{1,{MAX_IP}}}) [^ ]+ [^ ]+ \[([^\]]+)\] '
-    rf'"([A-Z]{{1,{MAX_METHOD}}}) ([^ ]{{1,{MAX_PATH}}}) HTTP/[^"]*" (\d{{3}}) (\d+|-)'
+    rf'"([A-Z]{{1,{MAX_METHOD}}}) ([^ ]{{1,{MAX_PATH}}}) HTTP/(?:1\.[01]|2(?:\.0)?|3(?:\.0)?|0\.9)" '
+    rf'(\d{{3}}) (\d+|-)'
     rf'(?: "([^"]*)" "([^"]{{0,{MAX_UA}}})")?(?: "[^"]*")?(?: (\d+\.\d+))?$')
 _STATUS = {str(i): i for i in range(100, 1000)}
 

@@ -1,0 +1,93 @@
+"""Configuration: valid files compile to immutable objects; every mistake is one line that
+names file, line and key."""
+
+from pathlib import Path
+
+import pytest
+
+from node.cli import main
+from node.config import load_config, parse_config_text
+from node.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "palisade.example.yaml"
+
+
+def test_example_config_compiles():
+    cfg = load_config(str(EXAMPLE))
+    e = cfg.engine
+    assert [a.name for a in e.applications] == ["shop"]
+    shop = e.applications[0]
+    assert shop.session.cookie == "sid" and shop.auth[0].username_field == "username"
+    prof = e.profiles[0]
+    assert prof.threshold == 0.5
+    assert prof.reactions["scraping"].action == "graylist"
+    assert prof.reactions["account_takeover"].duration is None          # forever
+    assert prof.reactions["api_abuse"].duration == 3600                 # from `default`
+    assert e.detectors["request_rate"]["max_rps"] == 3
+    assert e.detectors["outdated_browser"]["min_versions"]["Chrome"] == 110
+
+
+def test_defaults_without_config():
+    cfg = load_config(None)
+    assert cfg.engine.profiles[0].bot_types and cfg.engine.applications[0].hosts == ("*",)
+
+
+def test_compiled_config_is_immutable():
+    cfg = load_config(str(EXAMPLE))
+    with pytest.raises(AttributeError):
+        cfg.engine.min_votes = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        cfg.engine.profiles[0].reactions["scraping"] = None  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("text", "line", "needle"), [
+    ("engine:\n  sesion_timeout: 5m\n", 2, "engine.sesion_timeout: unknown key (did you mean"),
+    ("engine:\n  session_timeout: -5m\n", 2, "must not be negative"),
+    ("engine:\n  session_timeout: soon\n", 2, "is not a duration"),
+    ("detectors:\n  request_rat: {max_rps: 3}\n", 2, "detectors.request_rat: unknown detector"),
+    ("detectors:\n  request_rate: {max_rps: -1}\n", 2, "detectors.request_rate.max_rps"),
+    ("profiles:\n  - name: p\n    tolerance: medium\n", 3, "must be one of low, normal, high"),
+    ("profiles:\n  - name: p\n    reactions:\n      scraping: {action: ban}\n", 4, "action"),
+    ("profiles:\n  - name: p\n    reactions:\n      scraping: {duration: 1m}\n", 4,
+     "must be at least 5m"),
+    ("profiles:\n  - name: p\n    bot_types: [scrapers]\n", 3, "unknown bot type 'scrapers'"),
+    ("profiles:\n  - name: p\n    applications: [nope]\n", 3, "unknown application 'nope'"),
+    ("exceptions: [10.0.0.0/8, not-an-ip]\n", 1, "'not-an-ip' is not an IP address"),
+    ("applications:\n  - name: a\n    auth_endpoints:\n      - path: login\n", 4, "path"),
+    ("applications:\n  - hosts: [x]\n", 2, "needs a name"),
+    ("engine: [1, 2]\n", 1, "expected a mapping"),
+    ("engine:\n  max_sessions: 10\n", 2, "must be >= 100"),
+    ("a: 1\na: 2\n", 2, "duplicate key"),
+    ("engine:\n  x: [\n", 3, "YAML syntax error"),
+])
+def test_config_errors_name_file_line_key(text, line, needle):
+    with pytest.raises(ConfigError) as exc:
+        parse_config_text(text, "p.yaml")
+    msg = str(exc.value)
+    assert msg.startswith(f"p.yaml:{line}: "), msg
+    assert needle in msg
+    assert "\n" not in msg
+
+
+def test_check_command_ok(capsys):
+    assert main(["check", str(EXAMPLE)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text", [
+    "engine:\n  session_timeout: -1h\n",
+    "detectors:\n  nope: {}\n",
+    "engine:\n  bogus: 1\n",
+])
+def test_check_command_bad_file_exit_2_one_line(tmp_path, capsys, text):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    assert main(["check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "bad.yaml:" in err
+
+
+def test_check_command_unreadable_file(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.yaml" in err and "cannot read" in err and err.count("\n") == 1
