@@ -217,14 +217,14 @@ async def test_hung_control_plane_times_out_and_enqueue_never_blocks(tmp_path):
                         pull_wait=0.2, batch_size=200)
     await client.start()
     try:
-        worst = 0.0
-        started = time.perf_counter()
+        took = []
         for i in range(5000):
             t = time.perf_counter()
             client.enqueue("record", rec(i))
-            worst = max(worst, time.perf_counter() - t)
-        total = time.perf_counter() - started
-        assert total < 1.0 and worst < 0.05  # no I/O on the request path
+            took.append(time.perf_counter() - t)
+        took.sort()
+        # No I/O on the request path (p99, not max: a GC pause is not the client's doing).
+        assert sum(took) < 1.0 and took[int(len(took) * 0.99)] < 0.005
 
         async def timed_out():
             return client.counters["push_errors"] >= 1 and client.counters["pull_errors"] >= 1

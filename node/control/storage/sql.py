@@ -577,6 +577,8 @@ class SqlStorage(ABC):
             "rps": (s["requests"] / duration) if duration > 0 else None,
             "methods": {m["method"]: m["n"] for m in methods},
         }
+        for a in attacks:
+            a["false_positive"] = bool(a["false_positive"])
         s["attacks"] = attacks
         return s
 
