@@ -86,13 +86,14 @@ def client_for(url: str, spool: Path, changes: list | None = None, **kw) -> Sync
     return SyncClient(url, "node-token-0123456789", spool, on_list_change=sink.extend, **kw)
 
 
-async def until(predicate, timeout: float = 10.0, step: float = 0.02) -> None:
+async def until(predicate, timeout: float = 10.0, step: float = 0.02, client=None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await predicate():
             return
         await asyncio.sleep(step)
-    raise AssertionError("condition not reached in time")
+    state = client.stats() if client is not None else ""
+    raise AssertionError(f"{predicate.__name__} not reached in {timeout}s {state}")
 
 
 async def test_delivers_events_and_receives_list_changes(control, tmp_path):
@@ -109,7 +110,7 @@ async def test_delivers_events_and_receives_list_changes(control, tmp_path):
         async def delivered():
             return await control.count("requests") == 1000 and \
                 await control.count("sessions") == 1
-        await until(delivered)
+        await until(delivered, client=client)
         assert client.stats()["spooled_batches"] == 0
 
         # An operator's decision reaches the node within 2 s (long poll, not polling).
@@ -121,7 +122,7 @@ async def test_delivers_events_and_receives_list_changes(control, tmp_path):
 
         async def arrived():
             return any(c.get("cidr") == "198.51.100.9" for c in changes)
-        await until(arrived, timeout=2.0, step=0.01)
+        await until(arrived, timeout=2.0, step=0.01, client=client)
         assert time.monotonic() - decided < 2.0
         assert client.list_version >= 1
     finally:
