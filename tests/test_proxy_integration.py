@@ -341,7 +341,7 @@ async def test_tls_termination_http1_and_h2(upstream, tmp_path):
                 f"https://localhost:{port}/tls", ssl=ctx) as r:
             assert r.status == 200
         assert upstream.seen[-1]["headers"]["X-Forwarded-Proto"] == "https"
-        assert await h2_get(port, ctx, "/h2") == 200
+        assert (await h2_get(port, ctx, "/h2"))[0] == 200
         assert upstream.seen[-1]["path"] == "/h2"
         # plaintext on the TLS listener is refused
         assert await raw(n, GOOD) == b""
@@ -349,7 +349,10 @@ async def test_tls_termination_http1_and_h2(upstream, tmp_path):
         await n.stop()
 
 
-async def h2_get(port: int, ctx: ssl.SSLContext, path: str) -> int:
+async def h2_get(port: int, ctx: ssl.SSLContext, path: str,
+                 extra: list[tuple[str, str]] = ()) -> tuple[int, bytes]:
+    """One HTTP/2 request over TLS; (status, body), status 0 if the stream or connection
+    was reset instead."""
     import h2.config
     import h2.connection
     import h2.events
@@ -360,23 +363,43 @@ async def h2_get(port: int, ctx: ssl.SSLContext, path: str) -> int:
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()
     conn.send_headers(1, [(":method", "GET"), (":path", path), (":scheme", "https"),
-                          (":authority", f"localhost:{port}")], end_stream=True)
+                          (":authority", f"localhost:{port}"), *extra], end_stream=True)
     w.write(conn.data_to_send())
-    status = 0
-    async with asyncio.timeout(5):
-        while True:
-            data = await r.read(65536)
-            if not data:
-                break
-            for ev in conn.receive_data(data):
-                if isinstance(ev, h2.events.ResponseReceived):
-                    status = int(dict(ev.headers)[b":status"])
-                if isinstance(ev, h2.events.StreamEnded):
-                    w.close()
-                    return status
-            w.write(conn.data_to_send())
-    w.close()
-    return status
+    status, body = 0, b""
+    try:
+        async with asyncio.timeout(5):
+            while data := await r.read(65536):
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.ResponseReceived):
+                        status = int(dict(ev.headers)[b":status"])
+                    elif isinstance(ev, h2.events.DataReceived):
+                        body += ev.data
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        return status, body
+                    elif isinstance(ev, h2.events.StreamReset | h2.events.ConnectionTerminated):
+                        return 0, body
+                w.write(conn.data_to_send())
+    finally:
+        w.close()
+    return status, body
+
+
+async def test_h2_limits_and_errors(upstream, tmp_path):
+    cert, key = self_signed(tmp_path)
+    n = RunningNode(settings_for(upstream, str(tmp_path), tls_cert=cert, tls_key=key,
+                                 max_header_bytes=8192), EngineConfig())
+    await n.start()
+    port = n.proxy_addrs[0][1]
+    ctx = ssl.create_default_context(cafile=cert)
+    try:
+        assert (await h2_get(port, ctx, "/small", [("x-a", "a" * 4000)]))[0] == 200
+        assert (await h2_get(port, ctx, "/big", [("x-a", "a" * 10_000)]))[0] == 0
+        assert upstream.paths() == ["/small"]
+        await upstream.runner.cleanup()
+        status, body = await h2_get(port, ctx, "/down")
+        assert status == 502 and json.loads(body)["status"] == 502
+    finally:
+        await n.stop()
 
 
 # -- persistence across restart and SIGKILL -----------------------------------------------------

@@ -7,7 +7,8 @@ subclasses, installed by our `next_layer` addon for the reverse-proxy stack, add
 
 - a request-head size cap (431) and a head-read deadline (408) — slowloris;
 - a cap on bytes a client may pipeline while its previous request is in flight;
-- problem+json instead of HTML for the errors mitmproxy sends itself (400/413/502);
+- problem+json instead of HTML for the errors mitmproxy sends itself (400/413/502),
+  over HTTP/1 and HTTP/2 (where the head limit becomes SETTINGS_MAX_HEADER_LIST_SIZE);
 - responses are never refused for size: past a threshold they stream (memory stays
   bounded) through a byte counter so the request record still knows their size.
 """
@@ -26,10 +27,24 @@ from mitmproxy.proxy import commands, events, layer, tunnel
 from mitmproxy.proxy.context import Context
 from mitmproxy.proxy.layers import ClientTLSLayer, ServerTLSLayer
 from mitmproxy.proxy.layers.http import HttpLayer, HTTPMode, HttpStream, ResponseData
-from mitmproxy.proxy.layers.http._events import ResponseProtocolError
+from mitmproxy.proxy.layers.http._base import ReceiveHttp
+from mitmproxy.proxy.layers.http._events import (
+    RequestHeaders,
+    RequestProtocolError,
+    ResponseEndOfMessage,
+    ResponseProtocolError,
+)
 from mitmproxy.proxy.layers.http._http1 import Http1Server
+from mitmproxy.proxy.layers.http._http2 import Http2Server
 
-from node.problem import REQUEST_ID_HEADER, http1_problem, problem_for_status
+from node.problem import (
+    CONTENT_TYPE,
+    REQUEST_ID_HEADER,
+    http1_problem,
+    new_request_id,
+    problem_body,
+    problem_for_status,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +135,44 @@ class GuardedHttp1Server(Http1Server):
         self.state = self.done
 
 
+class GuardedHttp2Server(Http2Server):
+    """HTTP/2: the same head limit (as SETTINGS_MAX_HEADER_LIST_SIZE, enforced by the HPACK
+    decoder, whose own default is 64 KiB) and problem+json for mitmproxy's own errors."""
+
+    def __init__(self, context: Context, guard: HttpGuard) -> None:
+        super().__init__(context)
+        self.guard = guard
+        self.h2_conn.local_settings.max_header_list_size = guard.max_header_bytes
+        self.h2_conn.local_settings.acknowledge()   # sent with the initial SETTINGS frame
+        self.h2_conn.decoder.max_header_list_size = guard.max_header_bytes
+        self._requests: dict[int, object] = {}     # stream id → request, for its request id
+
+    def _handle_event(self, event: events.Event) -> layer.CommandGenerator[None]:
+        if isinstance(event, ResponseProtocolError):
+            request = self._requests.pop(event.stream_id, None)
+            status = event.code.http_status_code()
+            stream = self.h2_conn.streams.get(event.stream_id)
+            if (status is not None and stream is not None and self.is_open_for_us(event.stream_id)
+                    and not stream.state_machine.headers_sent):
+                rid = getattr(request, "headers", {}).get(REQUEST_ID_HEADER) or new_request_id()
+                body = problem_body(problem_for_status(status), rid)
+                self.h2_conn.send_headers(event.stream_id, [
+                    (b":status", b"%d" % status), (b"content-type", CONTENT_TYPE.encode()),
+                    (b"x-request-id", rid.encode()), (b"content-length", b"%d" % len(body))])
+                self.h2_conn.send_data(event.stream_id, body, end_stream=True)
+                yield commands.SendData(self.conn, self.h2_conn.data_to_send())
+                return
+        elif isinstance(event, ResponseEndOfMessage):
+            self._requests.pop(event.stream_id, None)
+        for cmd in super()._handle_event(event):
+            if isinstance(cmd, ReceiveHttp):
+                if isinstance(cmd.event, RequestHeaders) and len(self._requests) < 1024:
+                    self._requests[cmd.event.stream_id] = cmd.event.request
+                elif isinstance(cmd.event, RequestProtocolError):
+                    self._requests.pop(cmd.event.stream_id, None)
+            yield cmd
+
+
 def _status_of(data: bytes) -> int:
     try:
         return int(data[9:12])
@@ -166,10 +219,13 @@ class GuardedHttpLayer(HttpLayer):
     def _handle_event(self, event: events.Event):
         if isinstance(event, events.Start):
             alpn = self.context.client.alpn
+            # HttpLayer picks its client connection with setdefault: ours wins
             if not alpn or alpn == b"http/1.1":
-                # HttpLayer picks its client connection with setdefault: ours wins
                 self.connections.setdefault(
                     self.context.client, GuardedHttp1Server(self.context.fork(), self.guard))
+            elif alpn == b"h2":
+                self.connections.setdefault(
+                    self.context.client, GuardedHttp2Server(self.context.fork(), self.guard))
         yield from super()._handle_event(event)
 
     def make_stream(self, stream_id: int) -> layer.CommandGenerator[None]:
