@@ -58,6 +58,15 @@ node:
     assert s.mode == "reverse:https://api.internal:9443@:::8443"
 
 
+def test_called_with_a_section():
+    from node.config.section import Section
+
+    root = Section(load_yaml_text("x: 1\nnode:\n  listen: nope:port\n", "p.yaml"), "p.yaml")
+    with pytest.raises(ConfigError) as e:
+        compile_node_settings(root.data["node"], root.sub("node"))
+    assert str(e.value).startswith("p.yaml:3: node.listen: ")
+
+
 def test_admin_off_and_relative_paths(tmp_path):
     s = compile_node_settings({"admin": False, "state_dir": "state"}, "x.yaml",
                               base_dir=str(tmp_path))
@@ -112,3 +121,14 @@ def test_parse_hostport(text, expected):
 ])
 def test_parse_upstream(text, expected):
     assert parse_upstream(text) == expected
+
+
+def test_top_level_state_dir_fills_in():
+    from node.config import parse_config_text
+    from node.proxy.main import node_settings
+
+    cfg = parse_config_text("state_dir: /srv/p\nnode:\n  listen: 127.0.0.1:8000\n")
+    assert node_settings(cfg).state_dir == "/srv/p"
+    cfg = parse_config_text("state_dir: /srv/p\nnode:\n  state_dir: /srv/n\n")
+    assert node_settings(cfg).state_dir == "/srv/n"
+    assert node_settings(parse_config_text("state_dir: /srv/p\n")).state_dir == "/srv/p"

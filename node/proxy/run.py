@@ -218,6 +218,7 @@ async def run_node(settings: NodeSettings, engine_config: EngineConfig, *,
         waiter.cancel()
         runner.cancel()
         await node.stop()
+        logger.info("node stopped")
 
 
 def serve(settings: NodeSettings, engine_config: EngineConfig, *,

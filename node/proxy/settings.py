@@ -127,11 +127,15 @@ _LIMIT_KEYS = ("max_header_bytes", "max_request_body", "stream_response_above",
                "header_timeout", "idle_timeout", "max_denied_sessions", "max_attack_scan")
 
 
-def compile_node_settings(raw: Mapping | None, where: str = "<config>", *,
+def compile_node_settings(raw: Mapping | None, where: str | Section = "<config>", *,
                           key: str = "node", base_dir: str | None = None) -> NodeSettings:
     """Validate the `node:` mapping into NodeSettings; a mistake raises ConfigError naming
-    the file (`where`), line and dotted key. Relative paths resolve against `base_dir`."""
-    s = Section(raw, where, key)
+    the file, line and dotted key. `where` is the file name, or the Section of `raw` (which
+    knows both). Relative paths resolve against `base_dir` (default: the working directory)."""
+    if isinstance(where, Section):
+        s = Section(raw, where.file, where.where, where.line)
+    else:
+        s = Section(raw, where, key)
     s.only(*_KEYS)
     d = NodeSettings()
     out: dict[str, Any] = {}
