@@ -376,3 +376,21 @@ def test_problem_documents(kind):
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 %d " % doc["status"]) and b"Connection: close" in head
     assert b"Content-Length: %d" % len(body) in head and json.loads(body) == doc
+
+
+# -- reload ----------------------------------------------------------------------------------
+
+async def test_reconfigure_swaps_exceptions_and_trusted_proxies(tctx, node):
+    import ipaddress
+
+    node.iplists.add("deny", "203.0.113.7")
+    cfg = EngineConfig(applications=app_config().applications,
+                       exceptions=(ipaddress.ip_network("203.0.113.0/24"),))
+    node.reconfigure(NodeSettings(trusted_proxies=()), cfg)
+    f = await run(tctx, make_flow(), ok())
+    assert f.response.status_code == 200 and f.metadata[META].list == "exception"
+    f = await run(tctx, make_flow(peer="10.0.0.2", headers=[("X-Forwarded-For", "1.1.1.1")]),
+                  ok())
+    assert f.metadata[META].ip == "10.0.0.2"          # no longer a trusted proxy
+    node.reconfigure(NodeSettings(), app_config())
+    assert (await run(tctx, make_flow(), ok())).response.status_code == 403
