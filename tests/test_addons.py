@@ -57,6 +57,9 @@ class FakeEngine:
     def stats(self):
         return {"sessions": len(self.records), "evictions": {"sessions": 0}}
 
+    def reconfigure(self, config):
+        self.config = config
+
 
 def decision(reaction="denylist", ip="198.51.100.1", ips=(), session=None, duration=3600.0):
     return Decision(ts=1.0, ip=ip, ips=ips, session=session, app="shop", bot_type="scraping",
@@ -392,5 +395,6 @@ async def test_reconfigure_swaps_exceptions_and_trusted_proxies(tctx, node):
     f = await run(tctx, make_flow(peer="10.0.0.2", headers=[("X-Forwarded-For", "1.1.1.1")]),
                   ok())
     assert f.metadata[META].ip == "10.0.0.2"          # no longer a trusted proxy
+    assert node.engine.config is cfg
     node.reconfigure(NodeSettings(), app_config())
     assert (await run(tctx, make_flow(), ok())).response.status_code == 403
