@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from node.config.model import Application, EngineConfig
+    from node.config.model import Application, AuthEndpoint, EngineConfig
     from node.engine.actor import Actor
     from node.engine.baselines import Baselines
     from node.record import RequestRecord
@@ -14,10 +14,12 @@ if TYPE_CHECKING:
 class Event:
     """One request as the engine sees it: the record, its endpoint and the actors it touches."""
 
-    __slots__ = ("rec", "app", "template", "session", "ip", "net", "unsafe", "new_session")
+    __slots__ = ("rec", "app", "template", "session", "ip", "net", "unsafe", "new_session",
+                 "auth", "auth_result")
 
     def __init__(self, rec: RequestRecord, app: Application, template: str, session: Actor,
-                 ip: Actor, net: Actor | None, unsafe: bool, new_session: bool) -> None:
+                 ip: Actor, net: Actor | None, unsafe: bool, new_session: bool,
+                 auth: AuthEndpoint | None = None, auth_result: str | None = None) -> None:
         self.rec = rec
         self.app = app
         self.template = template
@@ -26,6 +28,8 @@ class Event:
         self.net = net
         self.unsafe = unsafe
         self.new_session = new_session
+        self.auth = auth                  # the authentication endpoint hit, if any
+        self.auth_result = auth_result    # "ok" | "fail" | None (unknown / not auth)
 
     def actors(self) -> tuple[Actor, ...]:
         return (self.session, self.ip) if self.net is None else (self.session, self.ip, self.net)

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
+from node.appmatch import AppRouter, AuthMatcher, auth_result
 from node.config.model import BOT_TYPES, Application, EngineConfig, Profile
 from node.detectors import DETECTORS, Detector
 from node.engine.actor import Actor, ActorTable
@@ -81,7 +82,8 @@ class Engine:
         self.observers = [d for d in detectors if d.observes]
         self.apps: tuple[Application, ...] = config.applications
         self._inferrers = [TemplateInferrer(a.templates) for a in self.apps]
-        self._host_app: dict[str, int] = {}
+        self._router = AppRouter(self.apps)
+        self._auth = AuthMatcher(self.apps)
         self._profiles: list[Profile | None] = [
             next((p for p in config.profiles if p.covers(a.name)), None) for a in self.apps]
         self._exceptions = config.exceptions
@@ -97,20 +99,6 @@ class Engine:
     def reconfigure(self, config: EngineConfig) -> None:
         """Swap in a new configuration; actors and learned baselines are kept."""
         self._build(config)
-
-    def _app_index(self, host: str) -> int:
-        i = self._host_app.get(host)
-        if i is None:
-            i = 0
-            h = host.split(":", 1)[0]
-            for j, app in enumerate(self.apps):
-                if any(_host_match(h, pat) for pat in app.hosts):
-                    i = j
-                    break
-            if len(self._host_app) > 10_000:     # hosts come from clients: keep it bounded
-                self._host_app.clear()
-            self._host_app[host] = i
-        return i
 
     def _ep_pos(self, template: str) -> tuple[int, int]:
         pos = self._ep_cache.get(template)
@@ -136,7 +124,7 @@ class Engine:
     # -- the hot path -------------------------------------------------------------------------
     def process(self, rec: RequestRecord) -> list[Decision]:
         self.requests += 1
-        ai = self._app_index(rec.host)
+        ai = self._router.index(rec.host)
         app = self.apps[ai]
         tmpl = self._inferrers[ai].template(rec.path)
         ts = rec.ts
@@ -177,7 +165,9 @@ class Engine:
                 net.add_session(h)
         if rec.session:
             sess.seen_ip(rec.ip)
-        ev = Event(rec, app, tmpl, sess, ip, net, unsafe, new_session)
+        auth = self._auth.endpoint(app.name, rec.method, rec.path, tmpl) if unsafe else None
+        ev = Event(rec, app, tmpl, sess, ip, net, unsafe, new_session, auth,
+                   auth_result(auth, status) if auth is not None else None)
         trigger = False
         for det in self.observers:
             if det.observe(ev):
@@ -323,14 +313,6 @@ class Engine:
         for r in records:
             out.extend(self.process(r))
         return out
-
-
-def _host_match(host: str, pattern: str) -> bool:
-    if pattern == "*":
-        return True
-    if pattern.startswith("*."):
-        return host.endswith(pattern[1:]) or host == pattern[2:]
-    return host == pattern
 
 
 def _fingerprint(key: tuple) -> str:
