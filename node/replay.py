@@ -10,6 +10,7 @@ from typing import TextIO
 
 from node.config import BOT_TYPES, Config
 from node.engine import Baselines, Decision, Engine
+from node.errors import InputError
 from node.logs import LogReader
 from node.term import Progress, escape
 
@@ -23,6 +24,8 @@ class ReplayResult:
     seconds: float = 0.0
     engine: Engine | None = None
     formats: list[str] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+    unknown_files: list[str] = field(default_factory=list)
 
 
 def replay(paths: list[str], config: Config, *, fmt: str | None = None,
@@ -36,7 +39,7 @@ def replay(paths: list[str], config: Config, *, fmt: str | None = None,
         if os.path.exists(model):
             baselines = Baselines.load(model, config.engine.limits.templates)
     engine = Engine(config.engine, baselines=baselines)
-    reader = LogReader(paths, fmt=fmt, log_format=log_format)
+    reader = LogReader(paths, fmt=fmt, log_format=log_format, skip_unknown=len(paths) > 1)
     res = ReplayResult(engine=engine)
     started = time.perf_counter()
     process = engine.process
@@ -51,12 +54,16 @@ def replay(paths: list[str], config: Config, *, fmt: str | None = None,
                     on_decision(d)
         if progress is not None and not n & 4095:
             progress.update(reader.bytes_read, reader.total_bytes, n)
+    res.stats = engine.stats()
     engine.finish()
     res.seconds = time.perf_counter() - started
+    res.unknown_files = list(reader.unknown_files)
+    if not n and reader.unknown_files:
+        raise InputError(reader.unknown_files[0])
     res.records = n
     res.lines = reader.lines_read
     res.skipped = dict(reader.skipped)
-    res.formats = list(getattr(reader, "formats", []) or [reader.format_name])
+    res.formats = [f for f in reader.formats if f]
     if progress is not None:
         progress.done()
     if model:
@@ -100,7 +107,9 @@ def print_summary(res: ReplayResult, out: TextIO, top: int = 10) -> None:
             ip = d.ip if len(d.ips) <= 1 else f"{d.ip} (+{len(d.ips) - 1})"
             w(f"  {escape(ip):<40} {d.bot_type:<21} {d.confidence:>5.2f} {ttd:>12}  "
               f"{escape(dets)}\n")
-    st = res.engine.stats() if res.engine else {}
+    for msg in res.unknown_files:
+        w(f"skipped file: {escape(msg)}\n")
+    st = res.stats
     rate = res.records / res.seconds if res.seconds > 0 else 0.0
     w(f"\n{res.records} records in {res.seconds:.2f} s: {rate:,.0f} records/s; "
       f"{len(res.decisions)} detections; sessions tracked at end {st.get('sessions', 0)}, "

@@ -208,8 +208,8 @@ def tail_duration_ms(rest: str) -> float | None:
 # other line, or one with a backslash (Apache's `\"` escape, `\x16` junk), takes `_CLF_RE`.
 _FAST_RE = re.compile(
     rf'([^ ]{{1,{MAX_IP}}}) [^ ]+ [^ ]+ \[([^\]]+)\] '
-    rf'"([A-Z]{{1,{MAX_METHOD}}}) ([^ ]{{1,{MAX_PATH}}}) HTTP/(?:1\.[01]|2(?:\.0)?|3(?:\.0)?|0\.9)" '
-    rf'(\d{{3}}) (\d+|-)'
+    rf'"([A-Z]{{1,{MAX_METHOD}}}) ([^ ]{{1,{MAX_PATH}}}) '
+    rf'HTTP/(?:1\.[01]|2(?:\.0)?|3(?:\.0)?|0\.9)" (\d{{3}}) (\d+|-)'
     rf'(?: "([^"]*)" "([^"]{{0,{MAX_UA}}})")?(?: "[^"]*")?(?: (\d+\.\d+))?$')
 _STATUS = {str(i): i for i in range(100, 1000)}
 

@@ -39,7 +39,8 @@ class LogReader:
     FORMATS = FORMATS
 
     def __init__(self, paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
-                 fmt: str | None = None, log_format: str | None = None) -> None:
+                 fmt: str | None = None, log_format: str | None = None, *,
+                 skip_unknown: bool = False) -> None:
         if isinstance(paths, str | os.PathLike):
             paths = [paths]
         self.paths: list[str | Path] = [p if p == "-" else Path(p) for p in paths]
@@ -62,6 +63,10 @@ class LogReader:
         self.format_name: str | None = None  # of the file being read
         self.formats: list[str] = []         # every format met so far, in order
         self.path: str | Path | None = None  # the file being read
+        # With several files, one in no known format is skipped (and named in
+        # `unknown_files`) instead of ending the whole run.
+        self.skip_unknown = skip_unknown
+        self.unknown_files: list[str] = []
         self._sizes = [self._size(p) for p in self.paths]
         self.total_bytes = sum(self._sizes)
         self._done_bytes = 0
@@ -91,7 +96,14 @@ class LogReader:
 
     def __iter__(self) -> Iterator[RequestRecord]:
         for p, size in zip(self.paths, self._sizes, strict=True):
-            yield from self._read_file(p, size)
+            try:
+                yield from self._read_file(p, size)
+            except InputError as e:
+                if not self.skip_unknown or "unknown log format" not in str(e):
+                    raise
+                self.unknown_files.append(str(e))
+                self.skipped["unknown-format-file"] = self.skipped.get("unknown-format-file",
+                                                                       0) + 1
 
     def _read_file(self, p: str | Path, size: int) -> Iterator[RequestRecord]:
         if p == "-":
