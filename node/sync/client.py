@@ -17,13 +17,16 @@ batch ids make a retried batch count once.
 on_list_change receives a list of changes, each {"op": "add"|"remove"|"clear", "list",
 "cidr", "reason", "source", "created", "expires", "who", "version", "origin", "attack_id"};
 "clear" (first of a snapshot) means: drop every entry learnt from the control plane, the adds
-that follow are the whole state. It runs on the event loop and must be quick.
+that follow are the whole state. It runs on the event loop and must be quick; it may return
+an awaitable (to apply a large snapshot in slices), which is awaited before the pull cursor
+moves past those changes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import math
@@ -32,7 +35,7 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -91,9 +94,37 @@ def encode_batch(batch: dict[str, Any]) -> bytes:
     return text.encode()
 
 
+_ITEMS = b',"items":'
+
+
+def push_body(head: dict[str, Any], line: bytes) -> bytes:
+    """The push body: `head` plus the spooled batch's items, spliced in as raw JSON.
+
+    A spooled line is `{"batch_id":..,"created":..,"items":[..]}` (encode_batch, items last),
+    so after an outage a backlog goes out without decoding and re-encoding every batch on
+    the event loop. Anything else falls back to decoding."""
+    at = line.find(_ITEMS)
+    if line.startswith(b'{"batch_id":') and at > 0 and line.endswith(b"]}") and \
+            line.find(_ITEMS, at + 1) == -1:
+        return encode_batch(head)[:-1] + line[at:]
+    return encode_batch({**head, "items": json.loads(line)["items"]})
+
+
+def batch_created(line: bytes) -> float | None:
+    """The `created` time of a spooled batch, read without decoding its items."""
+    at = line.find(b'"created":')
+    if at < 0:
+        return None
+    end = line.find(b",", at)
+    try:
+        return float(line[at + 10:end])
+    except ValueError:
+        return None
+
+
 class SyncClient:
     def __init__(self, base_url: str, token: str, spool_dir: str | Path, *,
-                 on_list_change: Callable[[list[dict[str, Any]]], None],
+                 on_list_change: Callable[[list[dict[str, Any]]], Awaitable[None] | None],
                  node_name: str | None = None,
                  batch_size: int = 500, flush_interval: float = 0.5,
                  max_queue: int = 20_000, spool_max_bytes: int = 128 * 1024 * 1024,
@@ -121,12 +152,16 @@ class SyncClient:
         self.list_version = 0
         self.counters = {"queue_full": 0, "rejected": 0, "batches_sent": 0,
                          "duplicates": 0, "push_errors": 0, "pull_errors": 0}
-        self._metrics = _Metrics(registry) if registry is not None else None
+        self._metrics = _Metrics(registry, self._queue) if registry is not None else None
 
     # -- the hot path ---------------------------------------------------------------------------
-    def enqueue(self, kind: str, payload: Any) -> None:
+    def enqueue(self, kind: str, payload: Any, *, event_id: str | None = None,
+                urgent: bool = False) -> str:
         """Queue one event for the control plane. O(1), no I/O; call from the event loop's
-        thread. payload: a dict, or an object with `to_json()` (a RequestRecord)."""
+        thread. payload: a dict (not changed afterwards: it is encoded on the I/O thread),
+        or an object with `to_json()` (a RequestRecord). `event_id` (default: a random one)
+        lets a caller link events or make a re-sent event count once; `urgent` spools and
+        sends at once instead of within `flush_interval`. Returns the event id."""
         if kind not in KINDS:
             raise ValueError(f"unknown sync event kind {kind!r}")
         if hasattr(payload, "to_json"):
@@ -134,12 +169,18 @@ class SyncClient:
         if len(self._queue) >= self.max_queue:
             self._queue.popleft()  # the oldest goes: recent events matter more
             self._count("queue_full")
-        self._queue.append({"kind": kind, "id": uuid.uuid4().hex, "data": payload})
-        if len(self._queue) >= self.batch_size:
+        event_id = event_id or uuid.uuid4().hex
+        self._queue.append({"kind": kind, "id": event_id, "data": payload})
+        if urgent or len(self._queue) >= self.batch_size:
             self._flush_now.set()
+        return event_id
+
+    async def flush(self) -> None:
+        """Spool everything queued so far (durable once this returns)."""
+        await self._spool_queue()
 
     def stats(self) -> dict[str, Any]:
-        return {**self.counters, "queued": len(self._queue),
+        return {**self.counters, "queued": len(self._queue), "node": self.node_name,
                 "spooled_batches": self.spool.pending_batches,
                 "spool_bytes": self.spool.size_bytes,
                 "spool_dropped": self.spool.dropped_events, "list_version": self.list_version}
@@ -204,7 +245,8 @@ class SyncClient:
                      for _ in range(min(self.batch_size, len(self._queue)))]
             batch = {"batch_id": uuid.uuid4().hex, "created": time.time(), "items": items}
             try:
-                await self._run_io(self.spool.append, batch, encode_batch(batch))
+                # encoded on the I/O thread too: a 500-record batch is milliseconds of CPU
+                await self._run_io(self._append, batch)
             except OSError as e:
                 # Disk full or gone: keep the events in memory (bounded) and try again later.
                 log.warning("sync spool: cannot write (%s); keeping %d events in memory",
@@ -216,6 +258,9 @@ class SyncClient:
                 return
             self._spooled.set()
             self._gauge()
+
+    def _append(self, batch: dict[str, Any]) -> None:
+        self.spool.append(batch, encode_batch(batch))
 
     # -- sender: spool → control plane ----------------------------------------------------------
     async def _sender(self) -> None:
@@ -241,16 +286,21 @@ class SyncClient:
     async def _push(self, batch_id: str, line: bytes) -> str:
         """Send one batch → "ok", "rejected" (will never be accepted) or "retry"."""
         assert self._session is not None
-        batch = json.loads(line)
-        body = {"node": self.node_name, "batch_id": batch_id, "version": __version__,
-                "sent_at": time.time(), "items": batch["items"],
-                "lag_seconds": max(0.0, time.time() - float(batch.get("created", time.time()))),
+        now = time.time()
+        created = batch_created(line)
+        head = {"node": self.node_name, "batch_id": batch_id, "version": __version__,
+                "sent_at": now, "lag_seconds": max(0.0, now - (created or now)),
                 "list_version": self.list_version, "spooled": self.spool.pending_batches,
                 "dropped": self.dropped}
         timeout = aiohttp.ClientTimeout(total=self.push_timeout, connect=self.connect_timeout)
         try:
+            data = push_body(head, line)
+        except ValueError:
+            log.error("sync spool: batch %s is not valid JSON; dropping it", batch_id)
+            return "rejected"
+        try:
             async with self._session.post(f"{self.base_url}/api/v1/sync/push",
-                                          data=encode_batch(body), timeout=timeout,
+                                          data=data, timeout=timeout,
                                           headers={"Content-Type": "application/json"}
                                           ) as resp:
                 text = await resp.text()
@@ -294,7 +344,9 @@ class SyncClient:
             changes = data.get("changes") or []
             if changes:
                 try:
-                    self._on_list_change(changes)
+                    applied = self._on_list_change(changes)
+                    if inspect.isawaitable(applied):
+                        await applied
                 except Exception:
                     # A broken callback must not stop sync; the changes are logged as lost.
                     log.exception("on_list_change failed on %d changes", len(changes))
@@ -321,6 +373,7 @@ class SyncClient:
     def _gauge(self) -> None:
         if self._metrics:
             self._metrics.spooled.set(self.spool.pending_batches)
+            self._metrics.spool_bytes.set(self.spool.size_bytes)
             dropped = self.spool.dropped_events - self._metrics.spool_dropped_seen
             if dropped > 0:
                 self._metrics.dropped.labels(reason="spool_full").inc(dropped)
@@ -328,7 +381,7 @@ class SyncClient:
 
 
 class _Metrics:
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Any, queue: deque[Any]) -> None:
         from prometheus_client import Counter, Gauge
 
         self.dropped = Counter("palisade_sync_events_dropped_total",
@@ -343,4 +396,10 @@ class _Metrics:
                              "Batches on disk waiting for the control plane", registry=registry)
         self.list_version = Gauge("palisade_sync_list_version",
                                   "IP-list version this node has applied", registry=registry)
+        self.spool_bytes = Gauge("palisade_sync_spool_bytes",
+                                 "Bytes of the disk spool (segments not yet deleted)",
+                                 registry=registry)
+        queued = Gauge("palisade_sync_queued_events", "Events in memory waiting to be spooled",
+                       registry=registry)
+        queued.set_function(lambda: len(queue))
         self.spool_dropped_seen = 0
