@@ -102,10 +102,11 @@ def push_body(head: dict[str, Any], line: bytes) -> bytes:
 
     A spooled line is `{"batch_id":..,"created":..,"items":[..]}` (encode_batch, items last),
     so after an outage a backlog goes out without decoding and re-encoding every batch on
-    the event loop. Anything else falls back to decoding."""
+    the event loop. The first `,"items":` is the top-level key: batch_id and created come
+    before it, and a quote inside a JSON string is always escaped. Anything else falls back
+    to decoding."""
     at = line.find(_ITEMS)
-    if line.startswith(b'{"batch_id":') and at > 0 and line.endswith(b"]}") and \
-            line.find(_ITEMS, at + 1) == -1:
+    if line.startswith(b'{"batch_id":') and at > 0 and line.endswith(b"]}"):
         return encode_batch(head)[:-1] + line[at:]
     return encode_batch({**head, "items": json.loads(line)["items"]})
 
