@@ -4,6 +4,10 @@ Each API route is declared once with `api(...)`: method, path, the roles allowed
 parameters and body schema. The auth middleware refuses any route that has no declaration,
 so a route added without one is closed, not open; the OpenAPI document is built from the same
 declarations.
+
+Console pages (node.console) are declared the same way with `auth="session"`: they
+authenticate by the console's session cookie instead of a bearer token, through the
+`SESSION_AUTH` hook the console installs; roles are still checked here.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -51,6 +55,19 @@ class RouteSpec:
     produces: str = "application/json"
     ok_status: int = 200
     responses: dict[str, str] = field(default_factory=dict)
+    auth: str = "bearer"          # bearer: Authorization header; session: console cookie
+
+
+class SessionAuth(Protocol):
+    """Authenticates console requests by their session cookie (installed by node.console)."""
+
+    async def authenticate(self, request: web.Request, spec: RouteSpec) -> Principal:
+        """The request's principal; raises to refuse (a redirect to the login page, or 403
+        when an unsafe method lacks its CSRF token)."""
+        ...
+
+
+SESSION_AUTH = web.AppKey("session_auth", SessionAuth)
 
 
 class ApiError(Exception):
@@ -70,10 +87,14 @@ def spec_of(handler: Any) -> RouteSpec | None:
 def api(routes: web.RouteTableDef, method: str, path: str, *, roles: frozenset[str],
         summary: str, params: tuple[Param, ...] = (), body: dict[str, Any] | None = None,
         max_body: int = MAX_BODY, tag: str = "api", produces: str = "application/json",
-        ok_status: int = 200) -> Callable[[Handler], Handler]:
+        ok_status: int = 200, auth: str = "bearer") -> Callable[[Handler], Handler]:
+    if auth not in ("bearer", "session"):
+        raise ValueError(f"auth must be bearer or session, not {auth!r}")
+
     def deco(handler: Handler) -> Handler:
         handler.__api_spec__ = RouteSpec(  # type: ignore[attr-defined]
-            method, path, roles, summary, params, body, max_body, tag, produces, ok_status)
+            method, path, roles, summary, params, body, max_body, tag, produces, ok_status,
+            auth=auth)
         routes.route(method, path)(handler)
         return handler
     return deco
@@ -123,6 +144,16 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     spec = spec_of(getattr(route, "handler", None))
     if spec is not None and spec.roles == PUBLIC:
         request[PARAMS] = parse_query(spec.params, request.query, request.match_info)
+        return await handler(request)
+    if spec is not None and spec.auth == "session":
+        guard = request.app.get(SESSION_AUTH)
+        if guard is None:
+            raise ApiError(404, "the console is not enabled on this control plane")
+        principal = await guard.authenticate(request, spec)
+        request[PRINCIPAL] = principal
+        if principal.role not in spec.roles:
+            raise ApiError(403, f"a {principal.role} may not use this page")
+        # Pages parse their own (form) inputs, to show a mistake on the page itself.
         return await handler(request)
     principal = await request.app[AUTH].authenticate(request.headers.get("Authorization"))
     if principal is None:
