@@ -68,6 +68,8 @@ class Record:
             blocked=meta.blocked is not None)
         if node.recorder is not None:
             node.recorder.write(rec)
+        for sink in node.record_sinks:
+            sink(rec, meta)
         if meta.blocked is not None:
             verdict = "rejected" if meta.blocked in REJECT_REASONS else "blocked"
         elif resp is None:

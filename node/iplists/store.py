@@ -150,6 +150,13 @@ class IPListStore:
             return history_id, set()
         return rows[-1][0], {(r[1], r[2]) for r in rows}
 
+    def history_after(self, history_id: int, limit: int = 1000) -> list[HistoryEvent]:
+        """Changes after `history_id`, oldest first (what the node forwards to the control
+        plane)."""
+        return [HistoryEvent(*r) for r in self.db.execute(
+            "SELECT id, ts, action, list, network, reason, source, who, duration, expires "
+            "FROM history WHERE id > ? ORDER BY id LIMIT ?", (history_id, max(1, int(limit))))]
+
     # -- reads -----------------------------------------------------------------------------
     def get(self, list_name: str, network: str) -> Entry | None:
         row = self.db.execute(

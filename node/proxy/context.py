@@ -32,6 +32,8 @@ class NodeContext:
     clock: Callable[[], float] = time.time
     # called with every Decision after it is applied (e.g. the control-plane sync)
     decision_sinks: list[Callable[[Any], None]] = field(default_factory=list)
+    # called with every request record and its flow's FlowMeta, once built (before detection)
+    record_sinks: list[Callable[[RequestRecord, FlowMeta], None]] = field(default_factory=list)
     capture: Capture = field(init=False)
     trusted: NetMatcher[bool] = field(init=False)
     ready: bool = False

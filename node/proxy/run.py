@@ -82,6 +82,11 @@ class RunningNode:
                                stream_response_above=settings.stream_response_above,
                                require_tls=bool(settings.tls_cert),
                                on_reject=self._rejected)
+        self.sync = None
+        if settings.control_url:
+            from node.proxy.sync import NodeSync
+
+            self.sync = NodeSync(self.node, settings, registry=registry)
         self.master = None
         self._run: asyncio.Task | None = None
         self._admin: web.AppRunner | None = None
@@ -109,6 +114,13 @@ class RunningNode:
             why = "; ".join(errors.messages) or "unknown error"
             raise PalisadeError(f"cannot listen on {s.listen_host}:{s.listen_port}: {why}")
         self.proxy_addrs = m.addons.get("proxyserver").listen_addrs()
+        if self.sync is not None:
+            try:
+                await self.sync.start(self.proxy_addrs[0][1])
+            except OSError as e:
+                await self._close()
+                raise PalisadeError(f"cannot open the sync spool in {s.state_dir}: "
+                                    f"{e.strerror or e}") from None
         if s.admin_host is not None:
             self._admin = web.AppRunner(create_admin_app(self.node, self.registry),
                                         access_log=None, handle_signals=False)
@@ -146,6 +158,8 @@ class RunningNode:
         await self._close()
 
     async def _close(self) -> None:
+        if self.sync is not None:
+            await self.sync.stop()   # after the master: the last records are queued
         if self._admin is not None:
             await self._admin.cleanup()
             self._admin = None
@@ -155,7 +169,8 @@ class RunningNode:
 
     def reload(self, settings: NodeSettings, engine_config: EngineConfig) -> None:
         changed = [k for k in ("listen_host", "listen_port", "upstream", "admin_host",
-                               "admin_port", "tls_cert", "tls_key", "state_dir")
+                               "admin_port", "tls_cert", "tls_key", "state_dir", "control_url",
+                               "control_token", "node_name", "push_records")
                    if getattr(settings, k) != getattr(self.settings, k)]
         if changed:
             logger.warning("reload: %s change only on restart", ", ".join(changed))

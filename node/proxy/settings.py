@@ -6,7 +6,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,6 +40,11 @@ class NodeSettings:
     state_dir: str = "state"
     record_file: str | None = None             # JSON-lines request records (None = off)
     upstream_ssl_insecure: bool = False        # https upstream with a self-signed certificate
+    # control plane: sync events up and IP lists down (None = standalone node)
+    control_url: str | None = None             # http(s)://host:port[/prefix]
+    control_token: str | None = field(default=None, repr=False)   # a `node` role token
+    node_name: str | None = None               # None: <hostname>:<listen port>
+    push_records: bool = True                  # send every request record (sessions explorer)
 
     @property
     def mode(self) -> str:
@@ -122,16 +127,38 @@ def parse_upstream(text: str) -> str:
 
 
 _KEYS = ("listen", "upstream", "admin", "trusted_proxies", "tls", "http2", "keep_host_header",
-         "limits", "state_dir", "record_file", "upstream_ssl_insecure")
+         "limits", "state_dir", "record_file", "upstream_ssl_insecure", "control_url",
+         "control_token", "control_token_env", "node_name", "push_records")
+MIN_TOKEN_LENGTH = 16
+_NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
 _LIMIT_KEYS = ("max_header_bytes", "max_request_body", "stream_response_above",
                "header_timeout", "idle_timeout", "max_denied_sessions", "max_attack_scan")
 
 
+def parse_control_url(text: str) -> str:
+    """`http(s)://host[:port][/prefix]` → the base URL without a trailing slash."""
+    u = urlsplit(text.strip())
+    if u.scheme not in ("http", "https"):
+        raise ValueError(f"{text!r}: the control plane URL must be http:// or https://")
+    if not u.hostname:
+        raise ValueError(f"{text!r} has no host")
+    if u.query or u.fragment or u.username or u.password:
+        raise ValueError(f"{text!r}: give scheme://host[:port][/prefix] (no query or user; "
+                         "the token goes in control_token)")
+    try:
+        u.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        raise ValueError(f"{text!r} has an invalid port") from None
+    return text.strip().rstrip("/")
+
+
 def compile_node_settings(raw: Mapping | None, where: str | Section = "<config>", *,
-                          key: str = "node", base_dir: str | None = None) -> NodeSettings:
+                          key: str = "node", base_dir: str | None = None,
+                          env: Mapping[str, str] | None = None) -> NodeSettings:
     """Validate the `node:` mapping into NodeSettings; a mistake raises ConfigError naming
     the file, line and dotted key. `where` is the file name, or the Section of `raw` (which
-    knows both). Relative paths resolve against `base_dir` (default: the working directory)."""
+    knows both). Relative paths resolve against `base_dir` (default: the working directory);
+    `control_token_env` is read from `env` (default: the process environment)."""
     if isinstance(where, Section):
         s = Section(raw, where.file, where.where, where.line)
     else:
@@ -197,6 +224,7 @@ def compile_node_settings(raw: Mapping | None, where: str | Section = "<config>"
         out["state_dir"] = _path(s.str("state_dir"), base_dir)
     if s.has("record_file"):
         out["record_file"] = s.str("record_file")
+    _control(s, out, os.environ if env is None else env)
     settings = NodeSettings(**out)
     if settings.tls_key and not settings.tls_cert:
         raise s.error("tls", "a key without a cert")
@@ -204,6 +232,43 @@ def compile_node_settings(raw: Mapping | None, where: str | Section = "<config>"
             and settings.listen_port != 0):
         raise s.error("admin", "the admin listener needs a port other than the proxy's")
     return settings
+
+
+def _control(s: Section, out: dict[str, Any], env: Mapping[str, str]) -> None:
+    """control_url + one of control_token / control_token_env, node_name, push_records."""
+    if s.has("control_url"):
+        try:
+            out["control_url"] = parse_control_url(s.str("control_url") or "")
+        except ValueError as e:
+            raise s.error("control_url", str(e)) from None
+    if s.has("control_token") and s.has("control_token_env"):
+        raise s.error("control_token_env", "give control_token or control_token_env, not both")
+    token_key = "control_token" if s.has("control_token") else "control_token_env"
+    token = None
+    if s.has(token_key):
+        token = s.str(token_key) or ""
+        if token_key == "control_token_env":
+            if token not in env:
+                raise s.error(token_key, f"environment variable {token} is not set")
+            token = env[token].strip()
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise s.error(token_key, f"a token has at least {MIN_TOKEN_LENGTH} characters "
+                                     "(make one with: palisade control create-token NAME "
+                                     "--role node)")
+        out["control_token"] = token
+    if "control_url" in out and token is None:
+        raise s.error("control_url", "the control plane needs a token: set control_token or "
+                                     "control_token_env (a token with the `node` role)")
+    if token is not None and "control_url" not in out:
+        raise s.error(token_key, "a control plane token without control_url")
+    if s.has("node_name"):
+        name = s.str("node_name") or ""
+        if not _NODE_NAME.match(name):
+            raise s.error("node_name", "1 to 64 characters: letters, digits and . _ : @ - "
+                                       "(starting with a letter or digit)")
+        out["node_name"] = name
+    if s.has("push_records"):
+        out["push_records"] = s.bool("push_records", True)
 
 
 def _path(p: str, base_dir: str | None) -> str:
@@ -223,5 +288,5 @@ def _readable(sec: Section, key: str, value: str, base_dir: str | None) -> str:
     return path
 
 
-__all__ = ["ConfigError", "NodeSettings", "compile_node_settings", "parse_hostport",
-           "parse_size", "parse_upstream"]
+__all__ = ["ConfigError", "NodeSettings", "compile_node_settings", "parse_control_url",
+           "parse_hostport", "parse_size", "parse_upstream"]
