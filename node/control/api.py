@@ -142,14 +142,19 @@ async def openapi_doc(request: web.Request) -> web.Response:
 
 
 # -- attacks ----------------------------------------------------------------------------------
+DETECTOR = Param("detector", max_length=64, description="attacks this detector voted for")
+
+
 @api(routes, "GET", "/api/v1/attacks", roles=READ, summary="Detected attacks, newest first",
-     params=(TYPE, IP, APP, SINCE, UNTIL, *PAGE), tag="attacks")
+     params=(TYPE, IP, APP, SINCE, UNTIL, DETECTOR, *PAGE), tag="attacks")
 async def attacks_list(request: web.Request) -> web.Response:
     p = request[PARAMS]
     _window(p)
+    if p["detector"] and not all(ch.isalnum() or ch == "_" for ch in p["detector"]):
+        raise InvalidInput("query.detector", "expected a detector name")
     page = await _storage(request).query_attacks(
         bot_type=p["type"], ip=p["ip"], app=p["app"], since=p["since"], until=p["until"],
-        limit=p["limit"], offset=p["offset"])
+        limit=p["limit"], offset=p["offset"], detector=p["detector"])
     return _json(_page(page))
 
 

@@ -108,7 +108,7 @@ class Storage(Protocol):
     # -- attacks ------------------------------------------------------------------------------
     async def query_attacks(self, *, bot_type: str | None, ip: str | None, app: str | None,
                             since: float | None, until: float | None, limit: int,
-                            offset: int) -> Page: ...
+                            offset: int, detector: str | None = None) -> Page: ...
 
     async def get_attack(self, attack_id: int) -> dict[str, Any] | None: ...
 
@@ -134,6 +134,9 @@ class Storage(Protocol):
     # -- statistics ---------------------------------------------------------------------------
     async def statistics(self, *, now: float, days: int, app: str | None,
                          min_requests: int = 1000) -> dict[str, Any]: ...
+
+    async def app_traffic(self, *, now: float, days: int) -> dict[str, dict[str, int]]:
+        """Requests per application today, in the last 7 days and the last `days` days."""
 
     # -- retention ----------------------------------------------------------------------------
     async def apply_retention(self, now: float, retention: Retention) -> dict[str, int]: ...

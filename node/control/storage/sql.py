@@ -424,10 +424,13 @@ class SqlStorage(ABC):
     # -- attacks --------------------------------------------------------------------------------
     async def query_attacks(self, *, bot_type: str | None, ip: str | None, app: str | None,
                             since: float | None, until: float | None, limit: int,
-                            offset: int) -> Page:
+                            offset: int, detector: str | None = None) -> Page:
         w = _Where()
         if bot_type:
             w.add("bot_type = ?", bot_type)
+        if detector:
+            # `detectors` is a JSON list of names; a quoted name matches one element exactly.
+            w.add("detectors LIKE ? ESCAPE '\\'", f'%"{_like_escape(detector)}"%')
         if ip:
             # A distributed attacker lists every address in `ips` (JSON of validated IPs).
             w.add("(ip = ? OR ips LIKE ?)", ip, f'%"{ip}"%')
@@ -701,6 +704,18 @@ class SqlStorage(ABC):
             "denylisted": _listed("deny"), "graylisted": _listed("gray"),
         }
 
+    async def app_traffic(self, *, now: float, days: int) -> dict[str, dict[str, int]]:
+        """Requests per application: {app: {"day": today's, "week": last 7 days', "period":
+        last `days` days'}}, from the daily aggregates."""
+        last = day_of(now)
+        async with self._read() as c:
+            rows = await c.fetch(
+                "SELECT app, SUM(CASE WHEN day >= ? THEN requests ELSE 0 END) AS day, "
+                "SUM(CASE WHEN day >= ? THEN requests ELSE 0 END) AS week, "
+                "SUM(requests) AS period FROM daily_traffic WHERE day >= ? AND day <= ? "
+                "GROUP BY app ORDER BY app", last, last - 6, last - days + 1, last)
+        return {r["app"]: {k: int(r[k] or 0) for k in ("day", "week", "period")} for r in rows}
+
     # -- retention ------------------------------------------------------------------------------
     async def apply_retention(self, now: float, retention: Retention) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -742,6 +757,11 @@ class SqlStorage(ABC):
                         "reason": "expired"}, now, origin=None)
             out["expired_entries"] = len(expired)
         return out
+
+
+def _like_escape(text: str) -> str:
+    """A value matched literally by `LIKE ? ESCAPE '\\'` (both dialects)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _page(rows: list[dict[str, Any]], limit: int, offset: int) -> Page:
