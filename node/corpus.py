@@ -15,9 +15,6 @@ from node.replay import replay
 CORPUS_ENV = "PALISADE_CORPUS"
 # Cases whose behaviour belongs to later work or to no behavioural detector at all.
 OUT_OF_SCOPE = {
-    "apiscp-bf": "brute force: account-takeover detectors",
-    "http-bf-wordpress-bf": "brute force: account-takeover detectors",
-    "nginx-http-generic-bf": "brute force: account-takeover detectors",
     "http-generic-test": "a canary path, no behaviour to detect",
     "nginx_req_limit_exceeded": "an nginx error log (limit_req messages), not an access log",
 }

@@ -3,12 +3,20 @@ module and a line here; no other detector changes (SPEC §5)."""
 
 from __future__ import annotations
 
+from node.detectors.authentication_abuse import AuthenticationAbuse
 from node.detectors.bad_user_agent import BadUserAgent
 from node.detectors.base import Detector, Finding, Param
+from node.detectors.brute_force import BruteForce
 from node.detectors.business_logic import BusinessLogic
 from node.detectors.consumption import ExcessiveRequestConsumption, ExcessiveResponseConsumption
+from node.detectors.credential_stuffing import CredentialStuffing
+from node.detectors.fake_good_bot import FakeGoodBot
 from node.detectors.forced_browsing import ForcedBrowsing
+from node.detectors.human_actions import HumanActions
+from node.detectors.ip_rotation import IpRotation
+from node.detectors.low_frequency_stuffing import LowFrequencyStuffing
 from node.detectors.outdated_browser import OutdatedBrowser
+from node.detectors.persistent_ato import PersistentAto
 from node.detectors.query_abuse import QueryAbuse
 from node.detectors.request_interval import RequestInterval
 from node.detectors.request_rate import RequestRate
@@ -31,6 +39,14 @@ DETECTORS: tuple[type[Detector], ...] = (
     ResponseTimeAnomaly,
     ExcessiveRequestConsumption,
     ExcessiveResponseConsumption,
+    AuthenticationAbuse,
+    CredentialStuffing,
+    LowFrequencyStuffing,
+    IpRotation,
+    PersistentAto,
+    BruteForce,
+    HumanActions,
+    FakeGoodBot,
 )
 REGISTRY: dict[str, type[Detector]] = {d.name: d for d in DETECTORS}
 

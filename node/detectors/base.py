@@ -36,6 +36,7 @@ class Finding:
     normal: str                   # human-readable normal range, e.g. "< 10"
     strength: float               # 0 = normal, 1 = fully anomalous
     only: Mapping[str, float] | None = None   # per-bot-type strength override
+    ips: tuple[str, ...] | None = None        # linked addresses a reaction should also cover
 
 
 class Detector:

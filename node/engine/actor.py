@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node.engine.sketch import hll_add, hll_new
+
+if TYPE_CHECKING:
+    from node.engine.auth import AuthStats
 
 EVIDENCE_KEEP = 12           # ids of the most recent requests kept as evidence
 RATE_TAU = 30.0              # seconds: time constant of the decayed request-rate counter
@@ -23,7 +26,7 @@ class Actor:
         "iv_n", "iv_mean", "iv_m2", "endpoints", "uniques", "n_err", "n_404", "n_5xx",
         "n_unsafe", "n_query", "req_bytes", "resp_bytes", "ua", "ua_kind", "ids", "first_id",
         "ext", "h0", "decided", "human", "flagged", "ips", "sessions", "uas", "blocked",
-        "nsess", "nips", "humans",
+        "nsess", "nips", "humans", "auth",
     )
 
     def __init__(self, kind: str, key: Any, ts: float) -> None:
@@ -63,6 +66,7 @@ class Actor:
         self.nsess = 0                  # ip/net: sessions started here
         self.nips = 0                   # net: addresses seen in the network
         self.humans = 0                 # ip/net: human-looking sessions seen here
+        self.auth: AuthStats | None = None      # authentication attempts (engine.auth)
 
     # -- per-request update: O(1), a handful of arithmetic operations ------------------------
     def observe(self, ts: float, pi: int, pr: int, ei: int, er: int, status: int,

@@ -55,6 +55,7 @@ class Baselines:
         self.max_endpoints = max_endpoints
         self.sessions_resp = Ring()      # total response bytes of finished human-looking sessions
         self.sessions_req = Ring()       # total request bytes of the same
+        self.sessions_auth = Ring()      # login attempts of unflagged sessions that made any
         self.seen = 0                    # requests learned from (warm-up gauge)
 
     def learn(self, app: str, template: str, duration_ms: float | None, resp_bytes: int,
@@ -77,6 +78,9 @@ class Baselines:
     def learn_session(self, req_bytes: int, resp_bytes: int) -> None:
         self.sessions_req.add(req_bytes)
         self.sessions_resp.add(resp_bytes)
+
+    def learn_auth(self, attempts: int) -> None:
+        self.sessions_auth.add(attempts)
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str) -> None:

@@ -15,11 +15,12 @@ class Event:
     """One request as the engine sees it: the record, its endpoint and the actors it touches."""
 
     __slots__ = ("rec", "app", "template", "session", "ip", "net", "unsafe", "new_session",
-                 "auth", "auth_result")
+                 "auth", "auth_result", "app_index")
 
     def __init__(self, rec: RequestRecord, app: Application, template: str, session: Actor,
                  ip: Actor, net: Actor | None, unsafe: bool, new_session: bool,
-                 auth: AuthEndpoint | None = None, auth_result: str | None = None) -> None:
+                 auth: AuthEndpoint | None = None, auth_result: str | None = None,
+                 app_index: int = 0) -> None:
         self.rec = rec
         self.app = app
         self.template = template
@@ -30,6 +31,7 @@ class Event:
         self.new_session = new_session
         self.auth = auth                  # the authentication endpoint hit, if any
         self.auth_result = auth_result    # "ok" | "fail" | None (unknown / not auth)
+        self.app_index = app_index
 
     def actors(self) -> tuple[Actor, ...]:
         return (self.session, self.ip) if self.net is None else (self.session, self.ip, self.net)
@@ -43,6 +45,9 @@ class EngineContext:
         self.baselines = baselines
         self.ext_size = 0
         self.extra: dict[str, Any] = {}   # shared helpers detectors register by name
+        self.clusters: Any = None         # engine.auth.Clusters (set by the engine)
+        self.long_auth: Any = None        # engine.auth.LongTermAuth
+        self.verifier: Any = None         # node.goodbots.GoodBotVerifier
 
     @property
     def warmed_up(self) -> bool:

@@ -16,15 +16,29 @@ from collections.abc import Iterable
 from typing import Any
 
 from node.appmatch import AppRouter, AuthMatcher, auth_result
-from node.config.model import BOT_TYPES, Application, EngineConfig, Profile
+from node.config.model import BOT_TYPES, Application, AuthEndpoint, EngineConfig, Profile
 from node.detectors import DETECTORS, Detector
 from node.engine.actor import Actor, ActorTable
+from node.engine.auth import (
+    CLUSTER_CAP,
+    CLUSTER_IPS,
+    CLUSTER_TTL,
+    LOGIN_ONLY_BEFORE,
+    LONG_CAP,
+    LONG_TTL,
+    AuthStats,
+    Clusters,
+    LongTermAuth,
+    slash24,
+)
 from node.engine.baselines import Baselines
 from node.engine.context import EngineContext, Event
 from node.engine.decision import Decision
-from node.engine.sketch import hll_count, hll_pos
+from node.engine.sketch import hll_add, hll_count, hll_new, hll_pos
 from node.engine.templates import TemplateInferrer
+from node.goodbots import VERIFIED, GoodBotVerifier
 from node.record import RequestRecord
+from node.signatures.ua import classify_ua
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 _EARLY = frozenset({4, 12})
@@ -33,6 +47,12 @@ _TYPE_INDEX = {t: i for i, t in enumerate(BOT_TYPES)}
 HUMAN_MIN_REQUESTS = 6       # a session looks human only after this many requests ...
 HUMAN_MAX_CONFIDENCE = 0.25  # ... while no bot type comes near a decision
 IP_DECIDED_CAP = 100_000
+# A POST answered 401 is a failed credential check wherever it happens (HTTP Basic, API keys).
+HTTP_AUTH = AuthEndpoint(method="*", path="*", success=(), failure=(401,))
+AUTHENTICATED_MAX_FAILS = 3  # a session that logged in after at most this many typos
+LOGIN_CARRY = 120.0          # s: a new session right after a successful login continues it
+RECENT_OK_CAP = 10_000
+SEMANTICS_CAP = 1_000
 
 
 def _checkpoint(n: int) -> bool:
@@ -43,8 +63,11 @@ class Engine:
     """Feed records in time order with `process()`; it returns the decisions they trigger."""
 
     def __init__(self, config: EngineConfig | None = None, *,
-                 baselines: Baselines | None = None) -> None:
+                 baselines: Baselines | None = None,
+                 verifier: GoodBotVerifier | None = None) -> None:
         config = config or EngineConfig()
+        # Good-bot claims: vendor ranges always; DNS only with an injected resolver.
+        self.verifier = verifier if verifier is not None else GoodBotVerifier()
         self.baselines = baselines or Baselines(config.limits.templates)
         self.requests = 0
         self.decisions = 0
@@ -54,6 +77,13 @@ class Engine:
                                    self._session_end)
         self.ips = ActorTable("ip", lim.ips, lim.ip_ttl)
         self.nets = ActorTable("net", lim.networks, lim.ip_ttl)
+        # Account-takeover state shared by detectors (engine.auth): linked login-only attempts
+        # per user agent and /24, and slow attempts per (IP, user agent) over days.
+        self.clusters = Clusters(CLUSTER_CAP, CLUSTER_TTL)
+        self.long_auth = LongTermAuth(LONG_CAP, LONG_TTL)
+        self._recent_ok: OrderedDict[tuple[str, str], tuple[float, str | None]] = OrderedDict()
+        # Default login routes whose failures show in the status: a 2xx there is a success.
+        self._status_semantics: dict[tuple[int, str], bool] = {}
         self._layout: tuple[str, ...] = ()
         self._build(config)
 
@@ -61,6 +91,9 @@ class Engine:
     def _build(self, config: EngineConfig) -> None:
         self.config = config
         self.ctx = EngineContext(config, self.baselines)
+        self.ctx.clusters = self.clusters
+        self.ctx.long_auth = self.long_auth
+        self.ctx.verifier = self.verifier
         detectors: list[Detector] = []
         base = 0
         for cls in DETECTORS:
@@ -163,11 +196,26 @@ class Engine:
             if net is not None:
                 net.nsess += 1
                 net.add_session(h)
+            if self._recent_ok:
+                self._carry_login(rec, sess, ip, ts)
+            if len(self.clusters):
+                self._count_session(rec, ai, ts)
         if rec.session:
             sess.seen_ip(rec.ip)
-        auth = self._auth.endpoint(app.name, rec.method, rec.path, tmpl) if unsafe else None
-        ev = Event(rec, app, tmpl, sess, ip, net, unsafe, new_session, auth,
-                   auth_result(auth, status) if auth is not None else None)
+        auth = result = None
+        if unsafe:
+            auth = self._auth.endpoint(app.name, rec.method, rec.path, tmpl)
+            if auth is None and status == 401:
+                auth = HTTP_AUTH
+            if auth is not None:
+                result = auth_result(auth, status)
+                if result is None and not auth.success:
+                    result = self._default_result(ai, tmpl, status)
+        ev = Event(rec, app, tmpl, sess, ip, net, unsafe, new_session, auth, result, ai)
+        if auth is not None:
+            self._auth_attempt(ev, ai, ts)
+        elif sess.auth is not None and sess.auth.login_only:
+            self._not_login_only(ev, ai, ts)
         trigger = False
         for det in self.observers:
             if det.observe(ev):
@@ -251,6 +299,10 @@ class Engine:
             humans = ev.ip.humans - (1 if actor.human else 0)
             if action in ("denylist", "graylist") and humans >= shared_n:
                 action = "deny_session"     # office NAT / CGNAT: block the session, not the IP
+            st = actor.auth
+            if action in ("denylist", "graylist") and st is not None and st.oks and (
+                    st.fails <= AUTHENTICATED_MAX_FAILS):
+                action = "deny_session"     # an authenticated client: its session, not its IP
             ips = tuple(actor.ips) if actor.ips else (rec.ip,)
             session = actor.key[2] if actor.key[1] == "" else _fingerprint(actor.key)
         else:
@@ -258,19 +310,24 @@ class Engine:
                 action = "monitor"          # its offending sessions are decided one by one
             ips = (actor.key,)
             session = None
-        if self._excepted(rec.ip):
+        if self._excepted(rec.ip) or self._verified_bot(ev):
             return None
+        linked = self._linked_ips(fired, bot_type, ips)
         if action in ("denylist", "graylist"):
             k = (ips[0], bot_type)
             until = self._ip_decided.get(k)
             if until is not None and until > ts:
                 return None                 # this address is already being reacted to
-            self._ip_decided[k] = ts + (reaction.duration or 1e12)
-            self._ip_decided.move_to_end(k)
-            if len(self._ip_decided) > IP_DECIDED_CAP:
+            until = ts + (reaction.duration or 1e12)
+            for a in (*ips, *linked):
+                k = (a, bot_type)
+                self._ip_decided[k] = until
+                self._ip_decided.move_to_end(k)
+            while len(self._ip_decided) > IP_DECIDED_CAP:
                 self._ip_decided.popitem(last=False)
             if actor.kind != "session":
                 ev.ip.flagged = True
+            ips = ips + linked
         self.decisions += 1
         return Decision(
             ts=ts, ip=rec.ip, ips=ips, session=session, app=ev.app.name, bot_type=bot_type,
@@ -280,6 +337,128 @@ class Engine:
                             if d.votes.get(bot_type) and (f.only is None or f.only.get(bot_type))),
             evidence=actor.evidence(), ttd_requests=actor.n,
             ttd_seconds=max(0.0, ts - actor.first_ts), features=_features(actor, fired))
+
+    def _linked_ips(self, fired: list, bot_type: str, own: tuple[str, ...]) -> tuple[str, ...]:
+        """Addresses that detectors linked to this actor (a proxy pool), minus its own and
+        minus any address where human-looking sessions were seen (never block customers)."""
+        out: dict[str, None] = {}
+        for d, f in fired:
+            if f.ips and d.votes.get(bot_type) and (f.only is None or f.only.get(bot_type)):
+                for a in f.ips:
+                    if a in own or a in out:
+                        continue
+                    ia = self.ips.get(a)
+                    if ia is not None and ia.humans:
+                        continue
+                    out[a] = None
+                    if len(out) >= CLUSTER_IPS:
+                        return tuple(out)
+        return tuple(out)
+
+    # -- authentication ------------------------------------------------------------------------
+    def _default_result(self, ai: int, tmpl: str, status: int) -> str | None:
+        """A default login route (no configured statuses): 401/403 fail; 2xx counts as a
+        success only once the route has shown it answers failures with a status (WordPress
+        answers 200 to a wrong password, so there a 200 means nothing)."""
+        key = (ai, tmpl)
+        if status in (401, 403):
+            if key not in self._status_semantics and len(self._status_semantics) < SEMANTICS_CAP:
+                self._status_semantics[key] = True
+            return "fail"
+        if 200 <= status < 400 and self._status_semantics.get(key):
+            return "ok"
+        return None
+
+    def _auth_attempt(self, ev: Event, ai: int, ts: float) -> None:
+        rec = ev.rec
+        user = hash(rec.user) if rec.user else None
+        result = ev.auth_result
+        for a in ev.actors():
+            st = a.auth
+            if st is None:
+                st = a.auth = AuthStats(a.n - 1, ts)
+            st.add(user, result, ts, a.n)
+        st = ev.session.auth
+        if st.attempts == 1 and st.before <= LOGIN_ONLY_BEFORE:
+            st.login_only = True
+            for c in self._clusters_of(rec, ai, ts):
+                c.lo_sessions += 1.0
+                if c.sessions < c.lo_sessions:    # a cluster made now missed this session
+                    c.sessions = c.lo_sessions
+        if st.login_only:
+            for c in self._clusters_of(rec, ai, ts):
+                c.attempts += 1.0
+                if result == "fail":
+                    c.fails += 1.0
+                if user is not None:
+                    if c.users is None:
+                        c.users = hll_new()
+                    hll_add(c.users, user)
+                if c.key[0] != "app":
+                    c.add_ip(rec.ip)
+        self.long_auth.touch((rec.ip, hash(rec.ua)), ts).add(user, result, ts)
+        if result == "ok" or (result is None and 200 <= ev.rec.status < 400):
+            k = (rec.ip, rec.ua)
+            ro = self._recent_ok
+            ro[k] = (ts, result)
+            ro.move_to_end(k)
+            if len(ro) > RECENT_OK_CAP:
+                ro.popitem(last=False)
+
+    def _clusters_of(self, rec: RequestRecord, ai: int, ts: float) -> list:
+        out = [self.clusters.touch(("ua", ai, hash(rec.ua)), ts),
+               self.clusters.touch(("app", ai), ts)]
+        n24 = slash24(rec.ip)
+        if n24 is not None:
+            out.append(self.clusters.touch(("net", ai, n24), ts))
+        return out
+
+    def _count_session(self, rec: RequestRecord, ai: int, ts: float) -> None:
+        """Every new session counts in the existing clusters it belongs to: the share of
+        login-only sessions is judged against all sessions with the same attribute."""
+        get = self.clusters.get
+        n24 = slash24(rec.ip)
+        for key in (("ua", ai, hash(rec.ua)), ("app", ai),
+                    ("net", ai, n24) if n24 is not None else None):
+            c = get(key) if key is not None else None
+            if c is not None:
+                c.decay(ts)
+                c.sessions += 1.0
+
+    def _not_login_only(self, ev: Event, ai: int, ts: float) -> None:
+        """A session that went on to use the application after its login attempt."""
+        sess = ev.session
+        st = sess.auth
+        if sess.n - st.attempts - st.before > LOGIN_ONLY_BEFORE + 1:
+            st.login_only = False
+            for c in self._clusters_of(ev.rec, ai, ts):
+                c.lo_sessions = max(0.0, c.lo_sessions - 1.0)
+
+    def _carry_login(self, rec: RequestRecord, sess: Actor, ip: Actor, ts: float) -> None:
+        """A successful login issues a new session cookie: the session that starts right
+        after it, from the same address and user agent, is the authenticated continuation.
+        Where the status did not tell (a default login route answering 200 either way), that
+        new cookie is what shows the attempt succeeded."""
+        hit = self._recent_ok.pop((rec.ip, rec.ua), None)
+        if hit is None or ts - hit[0] > LOGIN_CARRY:
+            return
+        st = sess.auth = AuthStats(0, ts)
+        st.oks = 1
+        st.ok_at = 0
+        if hit[1] is None:
+            if ip.auth is not None:
+                ip.auth.oks += 1
+                ip.auth.ok_at = ip.n
+            lt = self.long_auth.get((rec.ip, hash(rec.ua)))
+            if lt is not None:
+                lt.success()
+
+    def _verified_bot(self, ev: Event) -> bool:
+        """A crawler that proved to be who it claims (vendor range or FCrDNS) is exempt."""
+        if ev.session.ua_kind != "good_bot":
+            return False
+        rec = ev.rec
+        return self.verifier.verdict(rec.ip, classify_ua(rec.ua).name, rec.ts) == VERIFIED
 
     def _excepted(self, ip: str) -> bool:
         if not self._exceptions:
@@ -293,6 +472,8 @@ class Engine:
     def _session_end(self, actor: Actor) -> None:
         if not actor.flagged and actor.n >= 3:
             self.baselines.learn_session(actor.req_bytes, actor.resp_bytes)
+        if not actor.flagged and actor.auth is not None and actor.auth.attempts:
+            self.baselines.learn_auth(actor.auth.attempts)
 
     # -- housekeeping -------------------------------------------------------------------------
     def finish(self) -> None:

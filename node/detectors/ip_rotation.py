@@ -1,0 +1,52 @@
+"""IP rotation: one client behind a pool of addresses.
+
+Two links across addresses:
+- a session cookie presented from many networks (a scraper behind a rotating proxy keeps its
+  cookie); people move between a few networks (home, phone), rarely more;
+- login-only attempts that share a user agent (engine.auth clusters) coming from many
+  addresses with only a few attempts each: one campaign spread thin over a proxy pool.
+A detection names the linked addresses (up to 256) so the reaction covers the pool.
+"""
+
+from node.detectors.base import Detector, Finding, Param
+from node.detectors.low_frequency_stuffing import login_only
+
+
+def _network(ip: str) -> str:
+    if ":" in ip:
+        return ":".join(ip.split(":")[:4])
+    return ip.rsplit(".", 1)[0]
+
+
+class IpRotation(Detector):
+    name = "ip_rotation"
+    title = "IP rotation"
+    votes = {"account_takeover": 1.5, "scraping": 1.5, "api_abuse": 1.0}
+    params = {"min_networks": Param(3, "int", minimum=2,
+                                    help="networks one session cookie may come from"),
+              "min_pool": Param(10, "int", minimum=3,
+                                help="addresses behind one user agent's login-only attempts"),
+              "max_per_ip": Param(3.0, minimum=1.0,
+                                  help="attempts per address that look spread thin")}
+
+    def evaluate(self, actor, ev):
+        if actor.kind == "session" and actor.ips and len(actor.ips) >= 2:
+            nets = len({_network(a) for a in actor.ips})
+            limit = self.p["min_networks"]
+            if nets >= limit:
+                return Finding(len(actor.ips), f"< {limit} networks per session",
+                               min(1.0, 0.5 + (nets - limit + 1) / limit))
+            if not login_only(actor):
+                return Finding(len(actor.ips), f"< {limit} networks per session", 0.0)
+        if not login_only(actor):
+            return None
+        c = self.ctx.clusters.get(("ua", ev.app_index, hash(ev.rec.ua)))
+        if c is None or c.ip_hll is None:
+            return None
+        pool = c.distinct_ips
+        per_ip = c.attempts / max(pool, 1)
+        limit = self.p["min_pool"]
+        fired = pool >= limit and per_ip <= self.p["max_per_ip"]
+        strength = min(1.0, 0.5 + (pool - limit) / (2 * limit)) if fired else 0.0
+        return Finding(pool, f"< {limit} addresses per user agent's login-only attempts",
+                       strength, ips=tuple(c.ips) if fired and c.ips else None)

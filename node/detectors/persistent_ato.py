@@ -1,0 +1,45 @@
+"""Persistent account takeover: slow login failures from one source over hours and days —
+a few attempts an hour stay below every rate limit, but they never succeed and they try
+several accounts. The value is the failures since the source's last success.
+
+Kept in the engine's long-term table (engine.auth.LongTermAuth): keyed by (IP, user agent),
+TTL seven days, hard cap, failures decayed with a one-day time constant and usernames in a
+HyperLogLog. A person who forgot a password fails a few times on one account and then logs
+in (or resets it); the office NAT's people succeed far more often than they fail.
+"""
+
+from node.detectors.base import Detector, Finding, Param, fmt
+
+
+class PersistentAto(Detector):
+    name = "persistent_ato"
+    title = "Persistent ATO"
+    votes = {"account_takeover": 2.0}
+    params = {"min_failures": Param(3.0, minimum=1.0,
+                                    help="decayed failed logins without success"),
+              "min_span": Param(600.0, "duration",
+                                help="slow: attempts spread over at least this long")}
+    observes = True
+    actors = frozenset({"session", "ip"})
+
+    def _entry(self, ev):
+        return self.ctx.long_auth.get((ev.rec.ip, hash(ev.rec.ua)))
+
+    def observe(self, ev):
+        if ev.auth_result != "fail":
+            return False
+        e = self._entry(ev)
+        return e is not None and e.streak >= self.p["min_failures"] and e.attempts <= 64
+
+    def evaluate(self, actor, ev):
+        if actor.auth is None:
+            return None
+        e = self._entry(ev)
+        if e is None or e.attempts < 2 or e.last_ts - e.first_ts < self.p["min_span"]:
+            return None             # not slow (yet): the fast detectors judge bursts
+        fails = e.streak
+        limit = self.p["min_failures"]
+        fired = fails >= limit and (e.distinct_users >= 2 or fails >= 2 * limit)
+        strength = min(1.0, 0.5 + (fails - limit) / limit) if fired else 0.0
+        return Finding(round(fails, 1), f"< {fmt(limit)} failed logins without success",
+                       strength)
