@@ -87,6 +87,9 @@ GOOGLEBOT = (
     "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
 )
 UPTIME_MONITOR = "Mozilla/5.0+(compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)"
+# A real UptimeRobot probe comes from UptimeRobot's published addresses (node/data/good_bots.json),
+# and that is what makes its claim verifiable: the one public address the simulator uses.
+UPTIMEROBOT_PROBE = "3.12.251.153"
 PARTNER = "acme-catalog-sync/1.4 python-requests/2.32.3"
 LANGUAGES = ("en-US,en;q=0.9", "en-GB,en;q=0.9", "de-DE,de;q=0.9,en;q=0.8",
              "fr-FR,fr;q=0.9,en;q=0.8", "es-ES,es;q=0.9", "nl-NL,nl;q=0.9,en;q=0.8",

@@ -328,14 +328,15 @@ class CgnatUser(Human):
 
 @family("uptime_monitor", HUMAN, 1)
 class UptimeMonitor(Actor):
-    """An uptime monitor: GET /api/health every 60 s, no cookie (legitimate)."""
+    """An uptime monitor: GET /api/health every 60 s, no cookie, from the monitoring service's
+    published probe address (legitimate: its user agent's claim verifies)."""
 
     PERIOD = 60.0
 
     def __init__(self, env: Env, fam: Family, idx: int) -> None:
         super().__init__(env, fam, idx)
         self.ua = agents.UPTIME_MONITOR
-        self.ip = agents.addresses(self.rng, agents.SERVICES, 1)[0]
+        self.ip = agents.UPTIMEROBOT_PROBE
         self.start = env.start + self.rng.uniform(0, self.PERIOD)
 
     def run(self) -> Iterator[Intent]:
