@@ -308,8 +308,8 @@ async def _print_banner(out: TextIO, *, node_url: str, shop_url: str, control_ur
     w(f"  shop API (upstream)       {shop_url}\n")
     if console:
         w(f"  console                   {console}\n")
-    w(f"  control plane API         {control_url}/api/v1   (sync: "
-      f"{"the node syncs with it" if synced else "no node sync in this version"})\n")
+    w(f"  control plane API         {control_url}/api/v1"
+      f"{'   (the node syncs with it)' if synced else ''}\n")
     w(f"  operator token            {token}\n")
     w(f"    e.g. curl -H 'Authorization: Bearer {token}' {control_url}/api/v1/lists/deny\n")
     if metrics:
