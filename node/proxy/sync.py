@@ -43,6 +43,9 @@ SLICE = 200                # list changes applied between two yields to the even
 TAIL_LIMIT = 1000          # local history rows forwarded per step
 SESSION_PUSH_EVERY = 10.0  # seconds between session-summary pushes
 SESSION_CAP = 50_000       # sessions aggregated in memory (least recently seen evicted)
+# Retries back off up to 10 s (the client's default is 30): a node's backlog reaches a
+# control plane that came back within seconds, and full jitter still spreads the nodes.
+CLIENT_DEFAULTS = {"retry_cap": 10.0}
 ATTACK_LINKS = 10_000      # remembered (list, network) → detection event id
 MAX_EVIDENCE = 1000        # the control plane's limits on one detection
 MAX_IPS = 1000
@@ -375,7 +378,7 @@ class NodeSync:
         self.node = node
         self.settings = settings
         self.registry = registry
-        self.client_options = client_options
+        self.client_options = {**CLIENT_DEFAULTS, **client_options}
         self.spool_dir = Path(settings.state_dir) / "spool"
         self.client: SyncClient | None = None
         self.applier: ListApplier | None = None
