@@ -23,6 +23,7 @@ from node.detectors.request_rate import RequestRate
 from node.detectors.request_uniqueness import RequestUniqueness
 from node.detectors.response_time_anomaly import ResponseTimeAnomaly
 from node.detectors.session_rotation import SessionRotation
+from node.detectors.suspicious_behavior import SuspiciousBehavior
 from node.detectors.wide_scope import WideScope
 
 DETECTORS: tuple[type[Detector], ...] = (
@@ -47,6 +48,7 @@ DETECTORS: tuple[type[Detector], ...] = (
     BruteForce,
     HumanActions,
     FakeGoodBot,
+    SuspiciousBehavior,
 )
 REGISTRY: dict[str, type[Detector]] = {d.name: d for d in DETECTORS}
 

@@ -46,7 +46,8 @@ class IpRotation(Detector):
         pool = c.distinct_ips
         per_ip = c.attempts / max(pool, 1)
         limit = self.p["min_pool"]
-        fired = pool >= limit and per_ip <= self.p["max_per_ip"]
-        strength = min(1.0, 0.5 + (pool - limit) / (2 * limit)) if fired else 0.0
+        if pool < limit or per_ip > self.p["max_per_ip"]:
+            return None     # no pool behind this user agent: no evidence either way
         return Finding(pool, f"< {limit} addresses per user agent's login-only attempts",
-                       strength, ips=tuple(c.ips) if fired and c.ips else None)
+                       min(1.0, 0.5 + (pool - limit) / (2 * limit)),
+                       ips=tuple(c.ips) if c.ips else None)

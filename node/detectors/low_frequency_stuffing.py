@@ -81,7 +81,9 @@ class LowFrequencyStuffing(Detector):
         if best is None:
             return None
         score, c, limit, failing = best
-        fired = score >= 1.0 and failing
-        strength = min(1.0, 0.5 + (score - 1.0)) if fired else 0.0
+        if score < 1.0 or not failing:
+            # A quiet cluster is no evidence of a person (people do not make login-only
+            # sessions at all; a single-source attacker does not fill a cluster): abstain.
+            return None
         return Finding(round(c.lo_sessions), f"< {limit:.0f} login-only sessions / h",
-                       strength, ips=tuple(c.ips) if fired and c.ips else None)
+                       min(1.0, 0.5 + (score - 1.0)), ips=tuple(c.ips) if c.ips else None)

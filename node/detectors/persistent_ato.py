@@ -29,7 +29,7 @@ class PersistentAto(Detector):
         if ev.auth_result != "fail":
             return False
         e = self._entry(ev)
-        return e is not None and e.streak >= self.p["min_failures"] and e.attempts <= 64
+        return e is not None and round(e.streak) >= self.p["min_failures"] and e.attempts <= 64
 
     def evaluate(self, actor, ev):
         if actor.auth is None:
@@ -37,9 +37,13 @@ class PersistentAto(Detector):
         e = self._entry(ev)
         if e is None or e.attempts < 2 or e.last_ts - e.first_ts < self.p["min_span"]:
             return None             # not slow (yet): the fast detectors judge bursts
-        fails = e.streak
+        fails = round(e.streak, 1)     # decayed: three failures an hour apart are still ~3
         limit = self.p["min_failures"]
-        fired = fails >= limit and (e.distinct_users >= 2 or fails >= 2 * limit)
-        strength = min(1.0, 0.5 + (fails - limit) / limit) if fired else 0.0
-        return Finding(round(fails, 1), f"< {fmt(limit)} failed logins without success",
+        fired = round(fails) >= limit and (e.distinct_users >= 2 or fails >= 2 * limit)
+        # Each further account that fails without a success weighs as much as more failures:
+        # a person forgets one password, not three.
+        users = e.distinct_users
+        strength = (min(1.0, 0.5 + max(0.0, fails - limit) / limit + 0.25 * (users - 1))
+                    if fired else 0.0)
+        return Finding(fails, f"< {fmt(limit)} failed logins without success",
                        strength)

@@ -26,7 +26,7 @@ class Actor:
         "iv_n", "iv_mean", "iv_m2", "endpoints", "uniques", "n_err", "n_404", "n_5xx",
         "n_unsafe", "n_query", "req_bytes", "resp_bytes", "ua", "ua_kind", "ids", "first_id",
         "ext", "h0", "decided", "human", "flagged", "ips", "sessions", "uas", "blocked",
-        "nsess", "nips", "humans", "auth",
+        "nsess", "nips", "humans", "auth", "seq",
     )
 
     def __init__(self, kind: str, key: Any, ts: float) -> None:
@@ -67,6 +67,7 @@ class Actor:
         self.nips = 0                   # net: addresses seen in the network
         self.humans = 0                 # ip/net: human-looking sessions seen here
         self.auth: AuthStats | None = None      # authentication attempts (engine.auth)
+        self.seq: bytearray | None = None       # sessions: transition / gap counts (behavior)
 
     # -- per-request update: O(1), a handful of arithmetic operations ------------------------
     def observe(self, ts: float, pi: int, pr: int, ei: int, er: int, status: int,
@@ -183,6 +184,11 @@ class ActorTable:
     def touch(self, key: Any, ts: float) -> Actor:
         d = self._d
         a = d.get(key)
+        self._ops += 1
+        if self._ops >= 4096:            # sweep idle actors regularly: ended sessions are
+            self._ops = 0                # learned from, and memory follows live traffic
+            self.expire(ts)
+            a = d.get(key)
         if a is not None and ts - a.last_ts <= self.ttl:
             d.move_to_end(key)
             return a
@@ -198,10 +204,6 @@ class ActorTable:
             self.evictions += 1
             if self.on_end:
                 self.on_end(old)
-        self._ops += 1
-        if self._ops >= 1024:
-            self._ops = 0
-            self.expire(ts)
         return a
 
     def expire(self, now: float) -> int:

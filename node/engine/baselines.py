@@ -14,6 +14,9 @@ from collections import OrderedDict
 
 import numpy as np
 
+from node.engine.behavior import BehaviorModel
+
+FORMAT_VERSION = 2        # 2: + authentication attempts per session, the behaviour model
 RING = 256
 REFRESH = 64
 MIN_SAMPLES = 100         # an endpoint's baseline votes only after this many observations
@@ -57,6 +60,7 @@ class Baselines:
         self.sessions_req = Ring()       # total request bytes of the same
         self.sessions_auth = Ring()      # login attempts of unflagged sessions that made any
         self.seen = 0                    # requests learned from (warm-up gauge)
+        self.behavior = BehaviorModel()  # normal sequences of business-logic calls
 
     def learn(self, app: str, template: str, duration_ms: float | None, resp_bytes: int,
               req_bytes: int) -> None:
@@ -96,8 +100,12 @@ class Baselines:
                 counts.append(ring.n)
         arrays["sessions_req"] = np.asarray(self.sessions_req.values, dtype=np.float32)
         arrays["sessions_resp"] = np.asarray(self.sessions_resp.values, dtype=np.float32)
-        meta = {"version": 1, "keys": keys, "counts": counts, "seen": self.seen,
-                "sessions": [self.sessions_req.n, self.sessions_resp.n]}
+        arrays["sessions_auth"] = np.asarray(self.sessions_auth.values, dtype=np.float32)
+        bmeta, barrays = self.behavior.to_state()
+        arrays.update(barrays)
+        meta = {"version": FORMAT_VERSION, "keys": keys, "counts": counts, "seen": self.seen,
+                "sessions": [self.sessions_req.n, self.sessions_resp.n, self.sessions_auth.n],
+                "behavior": bmeta}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         tmp = path + ".tmp"
         with open(tmp, "wb") as f:
@@ -111,8 +119,9 @@ class Baselines:
         b = cls(max_endpoints)
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode())
-            if meta.get("version") != 1:
-                raise ValueError(f"unknown baseline format version {meta.get('version')}")
+            version = meta.get("version")
+            if version not in (1, FORMAT_VERSION):
+                raise ValueError(f"unknown baseline format version {version}")
             counts = iter(meta["counts"])
             for i, k in enumerate(meta["keys"][-max_endpoints:]):
                 eb = EndpointBaseline()
@@ -122,12 +131,16 @@ class Baselines:
                     ring.n = next(counts)
                     _refresh(ring)
                 b.endpoints[(k[0], k[1])] = eb
-            for ring, key, n in ((b.sessions_req, "sessions_req", meta["sessions"][0]),
-                                 (b.sessions_resp, "sessions_resp", meta["sessions"][1])):
+            rings = [(b.sessions_req, "sessions_req"), (b.sessions_resp, "sessions_resp")]
+            if version >= 2:
+                rings.append((b.sessions_auth, "sessions_auth"))
+            for (ring, key), n in zip(rings, meta["sessions"], strict=False):
                 ring.values = [float(v) for v in z[key]]
                 ring.n = n
                 _refresh(ring)
             b.seen = int(meta["seen"])
+            if version >= 2 and "behavior" in meta:
+                b.behavior = BehaviorModel.from_state(meta["behavior"], z)
         return b
 
 

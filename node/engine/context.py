@@ -50,5 +50,10 @@ class EngineContext:
         self.verifier: Any = None         # node.goodbots.GoodBotVerifier
 
     @property
+    def behavior(self) -> Any:
+        """The learned sequence model (engine.behavior), kept with the baselines."""
+        return self.baselines.behavior
+
+    @property
     def warmed_up(self) -> bool:
         return self.baselines.seen >= self.config.warmup_requests

@@ -50,6 +50,7 @@ IP_DECIDED_CAP = 100_000
 # A POST answered 401 is a failed credential check wherever it happens (HTTP Basic, API keys).
 HTTP_AUTH = AuthEndpoint(method="*", path="*", success=(), failure=(401,))
 AUTHENTICATED_MAX_FAILS = 3  # a session that logged in after at most this many typos
+SCORE_MIN_TRANSITIONS = 20    # finished sessions whose behaviour score is learned
 LOGIN_CARRY = 120.0          # s: a new session right after a successful login continues it
 RECENT_OK_CAP = 10_000
 SEMANTICS_CAP = 1_000
@@ -291,6 +292,8 @@ class Engine:
                 conf: float, fired: list) -> Decision | None:
         rec = ev.rec
         ts = rec.ts
+        if not actor.flagged and actor.seq is not None:
+            self.baselines.behavior.unlearn(actor.seq)   # no poisoning by what we catch
         actor.flagged = True
         reaction = profile.reactions[bot_type]
         action = reaction.action
@@ -474,6 +477,11 @@ class Engine:
             self.baselines.learn_session(actor.req_bytes, actor.resp_bytes)
         if not actor.flagged and actor.auth is not None and actor.auth.attempts:
             self.baselines.learn_auth(actor.auth.attempts)
+        if not actor.flagged and actor.seq is not None:
+            model = self.baselines.behavior
+            r = model.score(actor.seq) if model.ready else None
+            if r is not None and r[2] >= SCORE_MIN_TRANSITIONS:
+                model.learn_score(r[0])
 
     # -- housekeeping -------------------------------------------------------------------------
     def finish(self) -> None:

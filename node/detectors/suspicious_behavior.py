@@ -1,0 +1,85 @@
+"""Suspicious behavior score: how far a session's sequence of business-logic calls (which
+endpoint follows which, and the pauses between them) is from the learned normal model of the
+application's own traffic (node.engine.behavior: a Markov chain over the top endpoints with
+gap distributions, learned with numpy from sessions that were never flagged).
+
+Per request O(1): the session's transition and gap counters (one bytearray) and, for sessions
+not flagged, the population's counters. The score (a KL divergence, bias-corrected) is
+computed at evaluation only. Silent until the engine is warmed up and the model has learned
+enough transitions; its normal is the p99 of finished human-looking sessions' scores.
+"""
+
+from node.detectors.base import Detector, Finding, Param, fmt
+from node.engine.behavior import COLS, START, TRANS_CELLS, bump, gap_bin, new_seq
+
+MAX_GAP = 1800.0     # a pause longer than a session's inactivity timeout is no rhythm
+
+
+class SuspiciousBehavior(Detector):
+    name = "suspicious_behavior"
+    title = "Suspicious behavior score"
+    votes = {"scraping": 1.5, "api_abuse": 1.0, "account_takeover": 0.5}
+    params = {"min_transitions": Param(20, "int", minimum=5,
+                                       help="a session's calls before its path is judged"),
+              "floor": Param(0.5, help="divergence (nats per call) that is never unusual"),
+              "p99_factor": Param(1.0, minimum=1.0)}
+    slots = ("prev", "prev_ts")
+    observes = True
+    learned = True
+    actors = frozenset({"session"})
+
+    def __init__(self, params, ctx, slot_base):
+        super().__init__(params, ctx, slot_base)
+        self._keys: dict[tuple, int] = {}
+
+    def observe(self, ev):
+        model = self.ctx.behavior
+        rec = ev.rec
+        key = (ev.app.name, rec.method, ev.template)
+        st = self._keys.get(key) if model.vocab is not None else None
+        if st is None:
+            st = model.state(key)
+            if st < 0:
+                return False             # states not chosen yet
+            if len(self._keys) >= 20_000:
+                self._keys.clear()
+            self._keys[key] = st
+        s = ev.session
+        prev = int(self.get(s, 0))
+        ts = rec.ts
+        if prev:
+            gap = ts - self.get(s, 1)
+            row, gbin = prev - 1, gap_bin(gap) if 0 <= gap <= MAX_GAP else -1
+        else:
+            row, gbin = START, -1
+        cell = row * COLS + st
+        seq = s.seq
+        if seq is None and prev:
+            seq = s.seq = new_seq()          # from the 2nd request: one-shot floods stay small
+            bump(seq, START * COLS + prev - 1)
+        if seq is not None:
+            bump(seq, cell)
+            if gbin >= 0:
+                bump(seq, TRANS_CELLS + gbin)
+        if not (s.flagged or ev.ip.flagged):
+            model.learn(cell, gbin)
+        self.set(s, 0, st + 1)
+        self.set(s, 1, ts)
+        return False
+
+    def evaluate(self, actor, ev):
+        model = self.ctx.behavior
+        # Both the model and the scores of normal sessions must be learned before judging.
+        if actor.seq is None or not model.ready or model.score_pct is None:
+            return None
+        r = model.score(actor.seq)
+        if r is None or r[2] < self.p["min_transitions"]:
+            return None
+        score = r[0]
+        p50, _, p99 = model.score_pct
+        limit = max(self.p["floor"], p99 * self.p["p99_factor"])
+        # Beyond the normal's p99, full strength one normal spread (p99 - p50) further out.
+        spread = max(limit - p50, 0.1)
+        strength = 0.0 if score <= limit else min(1.0, 0.5 + (score - limit) / spread)
+        return Finding(round(score, 2), f"< {fmt(limit)} divergence from the learned model",
+                       strength)
