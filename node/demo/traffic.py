@@ -112,11 +112,15 @@ async def send_rounds(target: str, tally: Tally, *, speedup: float, sim_duration
 async def read_commands(queue: asyncio.Queue[dict[str, Any]]) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while line := await reader.readline():
-        with contextlib.suppress(ValueError):
-            await queue.put(json.loads(line))
-    await queue.put({"cmd": "stop"})  # the parent went away: stop too
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    try:
+        while line := await reader.readline():
+            with contextlib.suppress(ValueError):
+                await queue.put(json.loads(line))
+        await queue.put({"cmd": "stop"})  # the parent went away: stop too
+    finally:
+        transport.close()
 
 
 async def run(args: argparse.Namespace) -> int:
