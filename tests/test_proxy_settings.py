@@ -132,3 +132,42 @@ def test_top_level_state_dir_fills_in():
     cfg = parse_config_text("state_dir: /srv/p\nnode:\n  state_dir: /srv/n\n")
     assert node_settings(cfg).state_dir == "/srv/n"
     assert node_settings(parse_config_text("state_dir: /srv/p\n")).state_dir == "/srv/p"
+
+
+# -- control plane sync settings -----------------------------------------------------------------
+TOKEN = "t" * 24
+
+
+def test_control_settings():
+    s = compile_yaml(f"""
+node:
+  control_url: https://control.internal:8790/palisade/
+  control_token: {TOKEN}
+  node_name: edge-1.eu
+  push_records: false
+""")
+    assert (s.control_url, s.control_token, s.node_name, s.push_records) == (
+        "https://control.internal:8790/palisade", TOKEN, "edge-1.eu", False)
+    assert TOKEN not in repr(s)
+    s = compile_yaml("node:\n  control_url: http://127.0.0.1:8790\n"
+                     "  control_token_env: PAL_TOKEN\n", env={"PAL_TOKEN": TOKEN + "\n"})
+    assert s.control_token == TOKEN and s.node_name is None and s.push_records
+
+
+@pytest.mark.parametrize("text,key,message", [
+    ("control_url: ftp://c\n  control_token: " + TOKEN, "control_url", "http:// or https://"),
+    ("control_url: http://u:p@c\n  control_token: " + TOKEN, "control_url", "no query or user"),
+    ("control_url: http://c:99999\n  control_token: " + TOKEN, "control_url", "invalid port"),
+    ("control_url: http://c", "control_url", "needs a token"),
+    ("control_token: " + TOKEN, "control_token", "without control_url"),
+    ("control_url: http://c\n  control_token: short", "control_token", "at least 16"),
+    ("control_url: http://c\n  control_token_env: NOPE", "control_token_env", "is not set"),
+    ("control_url: http://c\n  control_token: " + TOKEN + "\n  control_token_env: X",
+     "control_token_env", "not both"),
+    ("control_url: http://c\n  control_token: " + TOKEN + "\n  node_name: 'a b'", "node_name",
+     "letters, digits"),
+])
+def test_control_errors(text, key, message):
+    with pytest.raises(ConfigError) as e:
+        compile_yaml("node:\n  " + text + "\n", env={})
+    assert e.value.key == f"node.{key}" and message in str(e.value) and e.value.line
