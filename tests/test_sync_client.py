@@ -347,3 +347,25 @@ async def test_spooled_events_survive_sigkill(control, tmp_path):
     finally:
         await client.stop()
     assert await control.count("requests") == 200
+
+
+def test_push_body_splices_the_spooled_items():
+    from node.sync.client import batch_created, push_body
+
+    items = [{"kind": "record", "id": "a", "data": {"items": 1, "s": ',"items":[]}'}}]
+    line = encode_batch({"batch_id": "b1", "created": 1.5, "items": items})
+    head = {"node": "n", "batch_id": "b1", "sent_at": 2.0}
+    assert json.loads(push_body(head, line)) == {**head, "items": items}
+    assert batch_created(line) == 1.5
+    other = json.dumps({"items": items, "batch_id": "b1"}).encode()  # not our layout
+    assert json.loads(push_body(head, other)) == {**head, "items": items}
+    assert batch_created(b'{"batch_id":"x"}') is None
+
+
+def test_enqueue_takes_an_event_id_and_urgency(tmp_path):
+    client = client_for("http://127.0.0.1:9", tmp_path / "spool", batch_size=100)
+    assert client.enqueue("detection", {"a": 1}, event_id="det-1") == "det-1"
+    assert not client._flush_now.is_set()
+    generated = client.enqueue("list_change", {"b": 2}, urgent=True)
+    assert len(generated) == 32 and client._flush_now.is_set()
+    assert [e["id"] for e in client._queue] == ["det-1", generated]
