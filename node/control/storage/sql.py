@@ -599,6 +599,7 @@ class SqlStorage(ABC):
 
     async def endpoint_usual(self, app: str, paths: list[str], since: float
                              ) -> dict[str, dict[str, float]]:
+        # Requests the node blocked are its own 403s, not what the endpoint usually does.
         out: dict[str, dict[str, float]] = {}
         uniq = sorted(set(paths))
         async with self._read() as c:
@@ -606,7 +607,7 @@ class SqlStorage(ABC):
                 for r in await c.fetch(
                         "SELECT path, COUNT(*) AS n, AVG(duration_ms) AS avg_duration_ms, "
                         "AVG(resp_bytes) AS avg_resp_bytes, AVG(req_bytes) AS avg_req_bytes "
-                        f"FROM requests WHERE app = ? AND ts >= ? AND path IN "
+                        f"FROM requests WHERE app = ? AND ts >= ? AND blocked = 0 AND path IN "
                         f"({_marks(len(chunk))}) GROUP BY path", app, float(since), *chunk):
                     path = r.pop("path")
                     out[path] = {k: (float(v) if v is not None else None) for k, v in r.items()}
