@@ -19,12 +19,15 @@ log = logging.getLogger("palisade.control")
 
 
 async def run_control(settings: ControlSettings, *,
-                      ready: asyncio.Event | Callable[[str], Any] | None = None) -> None:
-    """Open storage (migrating it), serve the API on settings.listen_host:port, run retention
-    every settings.retention_interval, until the task is cancelled.
+                      ready: asyncio.Event | Callable[[str], Any] | None = None,
+                      engine: Any = None) -> None:
+    """Open storage (migrating it), serve the API on settings.listen_host:port and the web
+    console under /console/, run retention every settings.retention_interval, until the
+    task is cancelled.
 
     ready: an asyncio.Event set once listening, or a callable given the base URL (useful with
-    port 0, which binds a free port)."""
+    port 0, which binds a free port). engine: the nodes' EngineConfig, when known, for the
+    console's read-only profiles view."""
     try:
         storage = make_storage(settings.storage)
     except ValueError as e:
@@ -36,6 +39,12 @@ async def run_control(settings: ControlSettings, *,
     app = create_app(storage, tokens=settings.token_triples(), retention=settings.retention,
                      retention_interval=settings.retention_interval,
                      min_requests=settings.min_requests, close_storage=True)
+    try:
+        from node.console import setup_console
+    except ImportError as e:   # the API runs without the console's templates or jinja2
+        log.warning("control: web console unavailable: %s", e)
+    else:
+        setup_console(app, engine=engine)
     if not settings.tokens:
         log.warning("control: no tokens configured; only tokens created in storage will work")
     # Long polls in flight get 5 s to finish on shutdown; nodes simply poll again.
