@@ -218,6 +218,24 @@ def test_refresh_sees_other_connection(tmp_path, clock):
         assert lists.verdict("203.0.113.5").list is None
 
 
+def test_batch_commits_once_and_rolls_back_whole(tmp_path, clock):
+    path = db_path(str(tmp_path))
+    with IPListStore(path, clock=clock) as store, IPListStore(path, clock=clock) as other:
+        with store.batch():
+            store.add("deny", "203.0.113.1")
+            with store.batch():            # nested: part of the same transaction
+                store.add("deny", "203.0.113.2")
+            store.remove("deny", "203.0.113.1")
+            assert other.list_entries() == []          # nothing visible before the commit
+        assert [e.network for e in other.list_entries()] == ["203.0.113.2"]
+        assert [h.id for h in store.history_after(0)] == [1, 2, 3]
+        assert [h.action for h in store.history_after(1, limit=1)] == ["add"]
+        with pytest.raises(RuntimeError), store.batch():
+            store.add("deny", "203.0.113.3")
+            raise RuntimeError
+        assert store.get("deny", "203.0.113.3") is None and store.last_history_id() == 3
+
+
 def test_store_is_wal(tmp_path):
     with IPListStore(db_path(str(tmp_path))) as store:
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
