@@ -416,6 +416,8 @@ class NodeSync:
         self.tail = ListTail(self.node.iplists, self.client, self.spool_dir)
         self.tail.open()
         self.tail.step()
+        await self.client.flush()
+        self._save(self.tail.cursor)   # a crash from here on resumes, never starts over
         self.node.iplists.on_change.append(self._lists_changed)
         self.node.decision_sinks.append(self._decision)
         self.node.record_sinks.append(self._record)
