@@ -120,10 +120,11 @@ def heatmap(kind: str, this: dict[str, Any], peers: Sequence[dict[str, Any]],
     names = [spec["x"][0], spec["y"][0], spec["size"][0], spec["color"][0]]
     rows = []
     for b in bots:
-        vals = [_value(b.get("features") or {}, n) for n in names]
-        if vals[0] is None or vals[1] is None:
+        features = b.get("features") or {}
+        if not features:      # nothing to place it by (a node that sends no features)
             continue
-        rows.append((b, [0.0 if v is None else v for v in vals]))
+        # A feature a detection lacks is one its detectors did not measure: 0.
+        rows.append((b, [_value(features, n) or 0.0 for n in names]))
     if not rows:
         return None
     xs, ys, ss, cs = ([r[1][i] for r in rows] for i in range(4))
