@@ -26,8 +26,13 @@ _DEFAULT_STATE_DIR = ControlSettings().state_dir
 def control_settings(config_path: str | None) -> ControlSettings:
     """The `control:` section of the file (or defaults), with the top-level `state_dir`
     when the section names none."""
+    return _load(config_path)[0]
+
+
+def _load(config_path: str | None) -> tuple[ControlSettings, Any]:
+    """(control settings, the file's EngineConfig for the console's profiles view)."""
     if not config_path:
-        return ControlSettings()
+        return ControlSettings(), None
     import node.engine  # noqa: F401  (first: config → detectors → engine is an import cycle)
     from node.config import load_config
 
@@ -35,7 +40,7 @@ def control_settings(config_path: str | None) -> ControlSettings:
     s = cfg.control if isinstance(cfg.control, ControlSettings) else ControlSettings()
     if cfg.state_dir and s.state_dir == _DEFAULT_STATE_DIR:
         s = dataclasses.replace(s, state_dir=cfg.state_dir)
-    return s
+    return s, cfg.engine
 
 
 def main(args: argparse.Namespace) -> int:
@@ -44,8 +49,8 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    settings = control_settings(getattr(args, "config", None))
-    return _run(_serve(settings))
+    settings, engine = _load(getattr(args, "config", None))
+    return _run(_serve(settings, engine))
 
 
 def _run(coro: Any) -> int:
@@ -58,7 +63,7 @@ def _run(coro: Any) -> int:
         return runner.run(coro)
 
 
-async def _serve(settings: ControlSettings) -> int:
+async def _serve(settings: ControlSettings, engine: Any = None) -> int:
     from node.control.run import run_control
 
     loop = asyncio.get_running_loop()
@@ -70,10 +75,10 @@ async def _serve(settings: ControlSettings) -> int:
             installed.append(sig)
 
     def ready(url: str) -> None:
-        print(f"palisade control: listening on {url} (API {url}/api/v1, console {url}/)",
-              flush=True)
+        print(f"palisade control: listening on {url} (API {url}/api/v1, console "
+              f"{url}/console/)", flush=True)
 
-    task = loop.create_task(run_control(settings, ready=ready), name="control")
+    task = loop.create_task(run_control(settings, ready=ready, engine=engine), name="control")
     waiter = loop.create_task(stop.wait(), name="control-stop")
     try:
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
