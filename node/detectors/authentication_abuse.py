@@ -21,7 +21,7 @@ class AuthenticationAbuse(Detector):
               "p99_factor": Param(2.0, minimum=1.0),
               "min_share": Param(0.5, maximum=1.0,
                                  help="share of the actor's requests that are logins")}
-    observes = True
+    observes_auth = True
 
     def limit(self) -> float:
         lim = float(self.p["min_attempts"])

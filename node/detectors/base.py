@@ -45,7 +45,8 @@ class Detector:
     votes: ClassVar[Mapping[str, float]]
     params: ClassVar[Mapping[str, Param]] = {}
     slots: ClassVar[tuple[str, ...]] = ()     # private per-actor counters (in actor.ext)
-    observes: ClassVar[bool] = False          # observe() runs on every request
+    observes: ClassVar[bool] = False          # observe() runs on every request ...
+    observes_auth: ClassVar[bool] = False     # ... or only on authentication attempts
     learned: ClassVar[bool] = False           # silent until the engine's warm-up is done
     actors: ClassVar[frozenset[str]] = frozenset({"session", "ip", "net"})
 

@@ -14,7 +14,7 @@ class BruteForce(Detector):
     votes = {"account_takeover": 2.0}
     params = {"max_failures": Param(8, "int", minimum=3,
                                     help="failed logins on one account a person may make")}
-    observes = True
+    observes_auth = True
 
     def observe(self, ev):
         if ev.auth_result != "fail":

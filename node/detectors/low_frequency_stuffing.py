@@ -49,7 +49,7 @@ class LowFrequencyStuffing(Detector):
                                     help="login-only sessions in an hour per user agent or /24"),
               "factor": Param(5.0, minimum=1.0,
                               help="times the rest of the application's login-only share")}
-    observes = True
+    observes_auth = True
 
     def observe(self, ev):
         # Login-only sessions are a request or two long: they never reach a checkpoint.
@@ -74,7 +74,8 @@ class LowFrequencyStuffing(Detector):
             others = max(0.0, app.sessions - c.sessions)
             expected = (others_lo + 1.0) / (others + 10.0) * max(c.sessions, 1.0)
             limit = max(float(self.p["min_sessions"]), self.p["factor"] * expected)
-            failing = c.attempts < 1 or c.fails / c.attempts >= 0.5 or c.fails < 1
+            known = c.fails + c.oks        # unknown results (a 200 either way) don't excuse
+            failing = known < 1 or c.fails / known >= 0.5
             score = c.lo_sessions / limit
             if best is None or score > best[0]:
                 best = (score, c, limit, failing)

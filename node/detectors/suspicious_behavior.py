@@ -33,11 +33,12 @@ class SuspiciousBehavior(Detector):
         self._keys: dict[tuple, int] = {}
 
     def observe(self, ev):
-        model = self.ctx.behavior
+        # The hot path of a learned detector: plain list and bytearray stores, no numpy.
         rec = ev.rec
         key = (ev.app.name, rec.method, ev.template)
-        st = self._keys.get(key) if model.vocab is not None else None
+        st = self._keys.get(key)
         if st is None:
+            model = self.ctx.behavior
             st = model.state(key)
             if st < 0:
                 return False             # states not chosen yet
@@ -45,32 +46,41 @@ class SuspiciousBehavior(Detector):
                 self._keys.clear()
             self._keys[key] = st
         s = ev.session
-        prev = int(self.get(s, 0))
+        ext = s.ext
+        if ext is None:
+            self.set(s, 0, 0)
+            ext = s.ext
+        b = self.base
+        prev = int(ext[b])
         ts = rec.ts
+        ext[b] = st + 1
         if prev:
-            gap = ts - self.get(s, 1)
+            gap = ts - ext[b + 1]
             row, gbin = prev - 1, gap_bin(gap) if 0 <= gap <= MAX_GAP else -1
         else:
             row, gbin = START, -1
+        ext[b + 1] = ts
         cell = row * COLS + st
         seq = s.seq
         if seq is None and prev:
             seq = s.seq = new_seq()          # from the 2nd request: one-shot floods stay small
             bump(seq, START * COLS + prev - 1)
         if seq is not None:
-            bump(seq, cell)
+            if seq[cell] < 255:
+                seq[cell] += 1
+            else:
+                bump(seq, cell)
             if gbin >= 0:
                 bump(seq, TRANS_CELLS + gbin)
         if not (s.flagged or ev.ip.flagged):
-            model.learn(cell, gbin)
-        self.set(s, 0, st + 1)
-        self.set(s, 1, ts)
+            self.ctx.behavior.learn(cell, gbin)
         return False
 
     def evaluate(self, actor, ev):
         model = self.ctx.behavior
         # Both the model and the scores of normal sessions must be learned before judging.
-        if actor.seq is None or not model.ready or model.score_pct is None:
+        if (actor.seq is None or actor.n <= self.p["min_transitions"] or not model.ready
+                or model.score_pct is None):
             return None
         r = model.score(actor.seq)
         if r is None or r[2] < self.p["min_transitions"]:

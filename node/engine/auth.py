@@ -36,6 +36,7 @@ CLUSTER_IPS = 256            # addresses a distributed detection may name
 LONG_TAU = 86400.0           # s: the long-term failure count halves in ~17 h
 LONG_TTL = 7 * 86400.0
 LONG_CAP = 100_000
+STREAK_USERS = 4             # accounts remembered in a failure streak
 
 
 class AuthStats:
@@ -93,7 +94,7 @@ class Cluster:
     """Login-only attempts linked by one shared attribute (a user agent, a /24)."""
 
     __slots__ = ("key", "first_ts", "last_ts", "lo_sessions", "sessions", "attempts", "fails",
-                 "users", "ip_hll", "ips")
+                 "oks", "users", "ip_hll", "ips")
 
     def __init__(self, key: Any, ts: float) -> None:
         self.key = key
@@ -103,6 +104,7 @@ class Cluster:
         self.sessions = 0.0           # decayed: all sessions with this attribute
         self.attempts = 0.0           # decayed: login-only attempts
         self.fails = 0.0              # decayed: ... that failed
+        self.oks = 0.0                # decayed: ... that succeeded
         self.users: bytearray | None = None     # HLL of usernames tried by login-only sessions
         self.ip_hll: bytearray | None = None    # HLL of their addresses
         self.ips: OrderedDict[str, None] | None = None   # the most recent CLUSTER_IPS of them
@@ -115,6 +117,7 @@ class Cluster:
             self.sessions *= f
             self.attempts *= f
             self.fails *= f
+            self.oks *= f
             self.last_ts = ts
 
     def add_ip(self, ip: str) -> None:
@@ -142,14 +145,17 @@ class Cluster:
 class LongTerm:
     """Slow attempts from one (IP, user agent) over days."""
 
-    __slots__ = ("first_ts", "last_ts", "fails", "oks", "streak", "u0", "users", "attempts")
+    __slots__ = ("first_ts", "last_ts", "fails", "oks", "streak", "streak_ts", "streak_users",
+                 "u0", "users", "attempts")
 
     def __init__(self, ts: float) -> None:
         self.first_ts = ts
         self.last_ts = ts
         self.fails = 0.0              # decayed (LONG_TAU)
         self.oks = 0.0                # decayed
-        self.streak = 0.0             # decayed failures since the last success
+        self.streak = 0.0             # decayed failures since the last success ...
+        self.streak_ts = ts           # ... since when ...
+        self.streak_users: tuple[int, ...] = ()   # ... on which accounts (up to STREAK_USERS)
         self.attempts = 0
         self.u0: int | None = None
         self.users: bytearray | None = None
@@ -165,7 +171,12 @@ class LongTerm:
         self.attempts += 1
         if result == "fail":
             self.fails += 1.0
+            if self.streak < 0.5:
+                self.streak_ts = ts
             self.streak += 1.0
+            if (user is not None and user not in self.streak_users
+                    and len(self.streak_users) < STREAK_USERS):
+                self.streak_users += (user,)
         elif result == "ok":
             self.success()
         if user is not None:
@@ -178,8 +189,10 @@ class LongTerm:
                 hll_add(self.users, user)
 
     def success(self) -> None:
+        """People behind one NAT share this entry: any success ends the failure streak."""
         self.oks += 1.0
         self.streak = 0.0
+        self.streak_users = ()
 
     @property
     def distinct_users(self) -> int:

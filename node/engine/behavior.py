@@ -22,6 +22,7 @@ finished sessions that were never flagged (a ring, p50 / p95 / p99 with numpy).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Any
 
 import numpy as np
@@ -44,12 +45,7 @@ SCORE_MIN_SAMPLES = 30
 
 
 def gap_bin(gap: float) -> int:
-    i = 0
-    for e in GAP_EDGES:
-        if gap < e:
-            return i
-        i += 1
-    return i
+    return bisect_right(GAP_EDGES, gap)
 
 
 class BehaviorModel:

@@ -82,7 +82,8 @@ class Engine:
         # per user agent and /24, and slow attempts per (IP, user agent) over days.
         self.clusters = Clusters(CLUSTER_CAP, CLUSTER_TTL)
         self.long_auth = LongTermAuth(LONG_CAP, LONG_TTL)
-        self._recent_ok: OrderedDict[tuple[str, str], tuple[float, str | None]] = OrderedDict()
+        self._recent_ok: OrderedDict[tuple[str, str], tuple[float, str | None, Actor]] = (
+            OrderedDict())
         # Default login routes whose failures show in the status: a 2xx there is a success.
         self._status_semantics: dict[tuple[int, str], bool] = {}
         self._layout: tuple[str, ...] = ()
@@ -114,6 +115,7 @@ class Engine:
         self._layout = layout
         self.detectors = detectors
         self.observers = [d for d in detectors if d.observes]
+        self.auth_observers = [d for d in detectors if d.observes_auth and not d.observes]
         self.apps: tuple[Application, ...] = config.applications
         self._inferrers = [TemplateInferrer(a.templates) for a in self.apps]
         self._router = AppRouter(self.apps)
@@ -198,7 +200,7 @@ class Engine:
                 net.nsess += 1
                 net.add_session(h)
             if self._recent_ok:
-                self._carry_login(rec, sess, ip, ts)
+                self._carry_login(rec, sess, ip, ts, ai)
             if len(self.clusters):
                 self._count_session(rec, ai, ts)
         if rec.session:
@@ -221,6 +223,10 @@ class Engine:
         for det in self.observers:
             if det.observe(ev):
                 trigger = True
+        if auth is not None:
+            for det in self.auth_observers:
+                if det.observe(ev):
+                    trigger = True
         if not (sess.flagged or ip.flagged):
             self.baselines.learn(app.name, tmpl, rec.duration_ms, rs, rq)
 
@@ -382,17 +388,20 @@ class Engine:
                 st = a.auth = AuthStats(a.n - 1, ts)
             st.add(user, result, ts, a.n)
         st = ev.session.auth
-        if st.attempts == 1 and st.before <= LOGIN_ONLY_BEFORE:
+        first = st.attempts == 1 and st.before <= LOGIN_ONLY_BEFORE
+        if first:
             st.login_only = True
-            for c in self._clusters_of(rec, ai, ts):
-                c.lo_sessions += 1.0
-                if c.sessions < c.lo_sessions:    # a cluster made now missed this session
-                    c.sessions = c.lo_sessions
         if st.login_only:
             for c in self._clusters_of(rec, ai, ts):
+                if first:
+                    c.lo_sessions += 1.0
+                    if c.sessions < c.lo_sessions:    # a cluster made now missed this session
+                        c.sessions = c.lo_sessions
                 c.attempts += 1.0
                 if result == "fail":
                     c.fails += 1.0
+                elif result == "ok":
+                    c.oks += 1.0
                 if user is not None:
                     if c.users is None:
                         c.users = hll_new()
@@ -400,10 +409,12 @@ class Engine:
                 if c.key[0] != "app":
                     c.add_ip(rec.ip)
         self.long_auth.touch((rec.ip, hash(rec.ua)), ts).add(user, result, ts)
+        if result == "ok" and st.login_only:
+            self._not_login_only(ev, ai, ts, force=True)   # a customer's app logging in
         if result == "ok" or (result is None and 200 <= ev.rec.status < 400):
             k = (rec.ip, rec.ua)
             ro = self._recent_ok
-            ro[k] = (ts, result)
+            ro[k] = (ts, result, ev.session)
             ro.move_to_end(k)
             if len(ro) > RECENT_OK_CAP:
                 ro.popitem(last=False)
@@ -428,16 +439,19 @@ class Engine:
                 c.decay(ts)
                 c.sessions += 1.0
 
-    def _not_login_only(self, ev: Event, ai: int, ts: float) -> None:
-        """A session that went on to use the application after its login attempt."""
-        sess = ev.session
+    def _not_login_only(self, ev: Event, ai: int, ts: float, sess: Actor | None = None,
+                        force: bool = False) -> None:
+        """A session that logged in, or went on to use the application after its attempt,
+        is no longer counted as login-only."""
+        sess = sess or ev.session
         st = sess.auth
-        if sess.n - st.attempts - st.before > LOGIN_ONLY_BEFORE + 1:
+        if force or sess.n - st.attempts - st.before > LOGIN_ONLY_BEFORE + 1:
             st.login_only = False
             for c in self._clusters_of(ev.rec, ai, ts):
                 c.lo_sessions = max(0.0, c.lo_sessions - 1.0)
 
-    def _carry_login(self, rec: RequestRecord, sess: Actor, ip: Actor, ts: float) -> None:
+    def _carry_login(self, rec: RequestRecord, sess: Actor, ip: Actor, ts: float,
+                     ai: int) -> None:
         """A successful login issues a new session cookie: the session that starts right
         after it, from the same address and user agent, is the authenticated continuation.
         Where the status did not tell (a default login route answering 200 either way), that
@@ -448,6 +462,10 @@ class Engine:
         st = sess.auth = AuthStats(0, ts)
         st.oks = 1
         st.ok_at = 0
+        prev = hit[2]
+        if prev.auth is not None and prev.auth.login_only:
+            self._not_login_only(Event(rec, self.apps[ai], "", prev, ip, None, False, False),
+                                 ai, ts, prev, force=True)
         if hit[1] is None:
             if ip.auth is not None:
                 ip.auth.oks += 1
