@@ -39,6 +39,9 @@ def _node_parser(sub) -> None:
 def _control_parser(sub) -> None:
     p = sub.add_parser("control", help="run the control plane and web console")
     p.add_argument("--config", "-c", help="configuration YAML (default: built-in defaults)")
+    from node.control.main import add_control_token_parser
+
+    add_control_token_parser(p)
 
 
 def _demo_parser(sub) -> None:
