@@ -12,6 +12,13 @@ from node.errors import ConfigError
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "palisade.example.yaml"
 
 
+@pytest.fixture(autouse=True)
+def _tokens(monkeypatch):
+    # the example names its tokens by environment variable, as a deployment would
+    monkeypatch.setenv("PALISADE_CONTROL_TOKEN", "node-token-0123456789abcdef")
+    monkeypatch.setenv("PALISADE_OPERATOR_TOKEN", "operator-token-0123456789abcdef")
+
+
 def test_example_config_compiles():
     cfg = load_config(str(EXAMPLE))
     e = cfg.engine
@@ -25,6 +32,9 @@ def test_example_config_compiles():
     assert prof.reactions["api_abuse"].duration == 3600                 # from `default`
     assert e.detectors["request_rate"]["max_rps"] == 3
     assert e.detectors["outdated_browser"]["min_versions"]["Chrome"] == 110
+    assert cfg.node.upstream.startswith("http://127.0.0.1:8080")
+    assert cfg.node.control_url == "http://127.0.0.1:8790"
+    assert cfg.control.listen_port == 8790 and len(cfg.control.tokens) == 2
 
 
 def test_defaults_without_config():
