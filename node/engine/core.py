@@ -495,7 +495,9 @@ class Engine:
             self.baselines.learn_session(actor.req_bytes, actor.resp_bytes)
         if not actor.flagged and actor.auth is not None and actor.auth.attempts:
             self.baselines.learn_auth(actor.auth.attempts)
-        if not actor.flagged and actor.seq is not None:
+        if actor.human and not actor.flagged and actor.seq is not None:
+            # The normal of the behaviour score is people's: monitors and partner
+            # integrations (legitimate, but machines) would stretch it.
             model = self.baselines.behavior
             r = model.score(actor.seq) if model.ready else None
             if r is not None and r[2] >= SCORE_MIN_TRANSITIONS:
