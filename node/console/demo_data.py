@@ -14,6 +14,8 @@ path, query, session and username carry script payloads, for escaping tests.
 
 from __future__ import annotations
 
+import io
+import json
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -207,8 +209,11 @@ async def push_http(session: Any, base_url: str, token: str, items: list[dict[st
         body = {"node": node, "batch_id": f"demo-{node}-{n:06d}-{len(items)}",
                 "version": "0.1.0", "lag_seconds": lag_seconds, "list_version": 0,
                 "items": chunk}
-        async with session.post(f"{base_url}/api/v1/sync/push", json=body,
-                                headers={"Authorization": f"Bearer {token}"}) as resp:
+        # A file-like body: aiohttp streams it rather than holding the loop for a large write.
+        payload = io.BytesIO(json.dumps(body, separators=(",", ":")).encode())
+        async with session.post(f"{base_url}/api/v1/sync/push", data=payload,
+                                headers={"Authorization": f"Bearer {token}",
+                                         "Content-Type": "application/json"}) as resp:
             got = await resp.json()
             if resp.status != 200 or got.get("rejected"):
                 raise RuntimeError(f"push {n}: HTTP {resp.status}: {got}")

@@ -57,8 +57,28 @@
     field.select();
   }
 
+  function tidyFilterForms() {
+    // Leave empty filters out of the URL, so it holds exactly the filters that are set.
+    for (const form of document.querySelectorAll("form[method='get']")) {
+      form.addEventListener("submit", function () {
+        for (const el of form.querySelectorAll("input[name], select[name]")) {
+          if (!el.value) {
+            el.disabled = true;
+          }
+        }
+      });
+    }
+    // Coming back to the page (history), the fields must be usable again.
+    window.addEventListener("pageshow", function () {
+      for (const el of document.querySelectorAll("form[method='get'] [disabled]")) {
+        el.disabled = false;
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     drawCharts();
     copyLinks();
+    tidyFilterForms();
   });
 })();
