@@ -307,7 +307,7 @@ async def _print_banner(out: TextIO, *, node_url: str, shop_url: str, control_ur
     w(f"  node (send requests here) {node_url}/api/products\n")
     w(f"  shop API (upstream)       {shop_url}\n")
     if console:
-        w(f"  console                   {console}\n")
+        w(f"  console                   {console}   (sign in with the operator token)\n")
     w(f"  control plane API         {control_url}/api/v1"
       f"{'   (the node syncs with it)' if synced else ''}\n")
     w(f"  operator token            {token}\n")
@@ -322,12 +322,17 @@ async def _print_banner(out: TextIO, *, node_url: str, shop_url: str, control_ur
 
 
 async def _console_url(control_url: str) -> str | None:
-    """The console's address if this control plane serves one (a page at `/`)."""
+    """The console's address if this control plane serves one (a page at `/`, perhaps
+    behind its login page: then the page the login leads to)."""
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as s, \
                 s.get(control_url + "/", allow_redirects=True) as r:
-            ok = r.status == 200 and r.content_type == "text/html"
-            return str(r.url) if ok else None
+            if r.status != 200 or r.content_type != "text/html":
+                return None
+            after_login = r.url.query.get("next", "")
+            if after_login.startswith("/"):
+                return control_url + after_login
+            return str(r.url)
     except (aiohttp.ClientError, TimeoutError):
         return None
 
