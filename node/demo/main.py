@@ -211,7 +211,12 @@ async def _demo(args: argparse.Namespace, state_dir: str, out: TextIO) -> DemoSt
                                   curl, node_token)
         running = RunningNode(settings, demo_engine_config())
         running.node.decision_sinks.append(state.on_decision)
+        # A failure to listen comes back as one PalisadeError line; mitmproxy's own log
+        # lines about it would only repeat it.
+        mitm_log = logging.getLogger("mitmproxy")
+        mitm_log.propagate = False
         await running.start()
+        mitm_log.propagate = True
         node_url = f"http://{HOST}:{running.proxy_addrs[0][1]}"
         admin = running.admin_addr
         synced = "control_url" in _fields(NodeSettings)
