@@ -11,7 +11,7 @@ Two kinds of "no":
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -36,7 +36,8 @@ class Finding:
     normal: str                   # human-readable normal range, e.g. "< 10"
     strength: float               # 0 = normal, 1 = fully anomalous
     only: Mapping[str, float] | None = None   # per-bot-type strength override
-    ips: tuple[str, ...] | None = None        # linked addresses a reaction should also cover
+    ips: Sequence[str] | None = None          # linked addresses, oldest first, that a
+                                              # reaction should also cover (read at once)
 
 
 class Detector:

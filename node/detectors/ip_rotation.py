@@ -50,4 +50,4 @@ class IpRotation(Detector):
             return None     # no pool behind this user agent: no evidence either way
         return Finding(pool, f"< {limit} addresses per user agent's login-only attempts",
                        min(1.0, 0.5 + (pool - limit) / (2 * limit)),
-                       ips=tuple(c.ips) if c.ips else None)
+                       ips=c.ips or None)

@@ -87,4 +87,4 @@ class LowFrequencyStuffing(Detector):
             # sessions at all; a single-source attacker does not fill a cluster): abstain.
             return None
         return Finding(round(c.lo_sessions), f"< {limit:.0f} login-only sessions / h",
-                       min(1.0, 0.5 + (score - 1.0)), ips=tuple(c.ips) if c.ips else None)
+                       min(1.0, 0.5 + (score - 1.0)), ips=c.ips or None)

@@ -321,7 +321,7 @@ class Engine:
             session = None
         if self._excepted(rec.ip) or self._verified_bot(ev):
             return None
-        linked = self._linked_ips(fired, bot_type, ips)
+        linked = self._linked_ips(fired, bot_type, ips, ts)
         if action in ("denylist", "graylist"):
             k = (ips[0], bot_type)
             until = self._ip_decided.get(k)
@@ -347,15 +347,28 @@ class Engine:
             evidence=actor.evidence(), ttd_requests=actor.n,
             ttd_seconds=max(0.0, ts - actor.first_ts), features=_features(actor, fired))
 
-    def _linked_ips(self, fired: list, bot_type: str, own: tuple[str, ...]) -> tuple[str, ...]:
-        """Addresses that detectors linked to this actor (a proxy pool), minus its own and
-        minus any address where human-looking sessions were seen (never block customers)."""
+    def _linked_ips(self, fired: list, bot_type: str, own: tuple[str, ...], ts: float
+                    ) -> tuple[str, ...]:
+        """Addresses that detectors linked to this actor (a proxy pool), minus its own, minus
+        those already reacted to (each new address of a pool adds itself, not the pool
+        again), and minus any address where human-looking sessions were seen."""
         out: dict[str, None] = {}
+        decided = self._ip_decided
         for d, f in fired:
             if f.ips and d.votes.get(bot_type) and (f.only is None or f.only.get(bot_type)):
-                for a in f.ips:
+                run = 0
+                # Newest first: a pool's older addresses were reacted to already; a long run
+                # of those ends the walk (O(new addresses), not O(pool), per decision).
+                for a in reversed(f.ips):
                     if a in own or a in out:
                         continue
+                    until = decided.get((a, bot_type))
+                    if until is not None and until > ts:
+                        run += 1
+                        if run >= 32:
+                            break
+                        continue
+                    run = 0
                     ia = self.ips.get(a)
                     if ia is not None and ia.humans:
                         continue
