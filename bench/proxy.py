@@ -2,6 +2,9 @@
 
     python bench/proxy.py [--rounds 3] [--seconds 15] [--connections 32] [--ips 1000000]
 
+(`--ips 1000000` takes about an hour on a 2-CPU machine: the node's own rate; `--ips 100000`
+shows the same plateau, the engine's tables being capped at 100,000 keys by default.)
+
 Both proxies run at once in front of the same nginx (Debian's), with the same mitmproxy
 options (`node.proxy.master.mitmproxy_options`: lazy connections, body and header limits,
 timeouts, keep_host_header, ...); `wrk` (Debian's, a separate process, keep-alive
@@ -338,6 +341,22 @@ def main() -> None:
                       f"{r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms  CPU {r.cpu_ms:.2f} ms/req  "
                       f"errors/non-2xx {r.errors}", flush=True)
         _report(targets)
+        # Latency without queueing: one connection, one request at a time. Under saturation
+        # (above) p50 is mostly the queue (connections / rate); this is the proxy's own delay.
+        lat: dict[str, list[Run]] = {t.name: [] for t in targets[:2]}
+        for rnd in range(2):
+            for t in (targets[:2] if rnd % 2 == 0 else targets[1::-1]):
+                r = wrk(t.port, min(args.seconds, 10.0), 1, script,
+                        base if t.proc is node else 0, load_cpus)
+                if t.proc is node:
+                    base += r.requests + 1000
+                    node_fed += r.requests
+                lat[t.name].append(r)
+        print("one connection (no queueing), median of 2 runs:")
+        for name, runs in lat.items():
+            print(f"  {name:<15} p50 {statistics.median(r.p50_ms for r in runs):.2f} ms  "
+                  f"p90 {statistics.median(r.p90_ms for r in runs):.2f} ms  "
+                  f"p99 {statistics.median(r.p99_ms for r in runs):.2f} ms")
         blocked = _metric(admin_port, 'palisade_requests_total{verdict="blocked"}')
         print(f"  node: {blocked:.0f} requests blocked during the runs (must be 0 for a fair "
               "comparison)")
