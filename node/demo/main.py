@@ -53,7 +53,11 @@ log = logging.getLogger("palisade.demo")
 HOST = "127.0.0.1"
 CONTROL_PORT = ControlSettings().listen_port    # used when free, else any free port
 ADMIN_PORT = NodeSettings().admin_port
-SCALE = 0.5            # actors per family at scale 1 x this: ~250 requests/s at speedup 20
+# Actors per family (x the simulator's scale-1 counts) in a round of SCALE_ROUND simulated
+# seconds; shorter rounds get proportionally fewer, so the request rate stays ~150-250/s at
+# speedup 20, which a 2-CPU machine sends, proxies and serves without falling behind.
+SCALE = 0.5
+SCALE_ROUND = 1800.0
 ROUND = 3600.0         # simulated seconds per traffic round when running until Ctrl-C
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
@@ -143,7 +147,8 @@ class Traffic:
     async def start(cls, speedup: float, sim_duration: float) -> Traffic:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "node.demo.traffic", "--speedup", str(speedup),
-            "--sim-duration", str(sim_duration), "--scale", str(SCALE),
+            "--sim-duration", str(sim_duration),
+            "--scale", str(SCALE * min(1.0, sim_duration / SCALE_ROUND)),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             limit=64 * 1024 * 1024)   # the final message lists every actor on one line
         return cls(proc)
@@ -165,10 +170,15 @@ class Traffic:
             self.proc.stdin.write(json.dumps(cmd).encode() + b"\n")
 
     async def close(self) -> None:
+        """Give the child a moment to exit on its own (it does after "stop"), then kill."""
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()    # end of file: the child stops too
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.proc.wait(), 5.0)
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
-        await self.proc.wait()
+            await self.proc.wait()
 
 
 async def _demo(args: argparse.Namespace, state_dir: str, out: TextIO) -> DemoState | None:
