@@ -59,6 +59,7 @@ class TypeScore:
 @dataclass
 class Evaluation:
     types: dict[str, TypeScore]
+    families: dict[str, TypeScore]       # the same per simulator family (bots only)
     human_ips: int
     human_ips_blocked: set[str]          # humans' addresses hit by an IP-level reaction
     human_sessions_denied: int
@@ -87,6 +88,7 @@ def evaluate_against(decisions: list[Decision], truth: dict[str, Any]) -> Evalua
     human_ips_blocked: set[str] = set()
     human_sessions_denied = 0
     types = {t: TypeScore() for t in BOT_TYPES}
+    families: dict[str, TypeScore] = {}
     for d in decisions:
         reached: set[str] = set()
         if d.reaction == "deny_session" or d.reaction == "monitor":
@@ -120,23 +122,24 @@ def evaluate_against(decisions: list[Decision], truth: dict[str, Any]) -> Evalua
             human_actors += 1
             humans_detected += bool(hit.get(aid))
             continue
-        ts = types.setdefault(label, TypeScore())
-        ts.actors += 1
-        ds = hit.get(aid)
-        if not ds:
-            continue
-        ts.detected += 1
-        if any(d.bot_type == label for d in ds):
-            ts.typed += 1
-        first = min(ds, key=lambda d: d.ts)
-        ts.ttd_seconds.append(max(0.0, first.ts - a.get("first_ts", first.ts)))
-        ts.ttd_requests.append(first.ttd_requests)
+        fs = families.setdefault(a.get("family", label), TypeScore())
+        for ts in (types.setdefault(label, TypeScore()), fs):
+            ts.actors += 1
+            ds = hit.get(aid)
+            if not ds:
+                continue
+            ts.detected += 1
+            if any(d.bot_type == label for d in ds):
+                ts.typed += 1
+            first = min(ds, key=lambda d: d.ts)
+            ts.ttd_seconds.append(max(0.0, first.ts - a.get("first_ts", first.ts)))
+            ts.ttd_requests.append(first.ttd_requests)
     human_ips = {ip for ip, ids in ip_actors.items()
                  if any(actors[a]["label"] == "human" for a in ids)}
     shared = {ip for ip in human_ips_blocked
               if sum(actors[a]["label"] == "human" for a in ip_actors[ip]) > 1}
-    return Evaluation(types, len(human_ips), human_ips_blocked, human_sessions_denied,
-                      humans_detected, human_actors, shared)
+    return Evaluation(types, families, len(human_ips), human_ips_blocked,
+                      human_sessions_denied, humans_detected, human_actors, shared)
 
 
 def print_evaluation(ev: Evaluation, out: TextIO) -> None:
@@ -158,6 +161,12 @@ def print_evaluation(ev: Evaluation, out: TextIO) -> None:
       f"{len(ev.shared_human_ips_blocked)}\n")
     w(f"  human sessions denied: {ev.human_sessions_denied}; human actors with any detection "
       f"(monitor included): {ev.humans_detected} of {ev.human_actors}\n")
+    if ev.families:
+        w("  per family (detected/actors, time to detection median and max):\n")
+        for name, s in sorted(ev.families.items()):
+            ttd = (f"{statistics.median(s.ttd_seconds):.0f}s / {max(s.ttd_seconds):.0f}s"
+                   if s.ttd_seconds else "-")
+            w(f"    {name:<28} {s.detected:>3}/{s.actors:<3} {ttd:>16}\n")
 
 
 def evaluation_dict(ev: Evaluation) -> dict[str, Any]:
