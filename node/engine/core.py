@@ -5,6 +5,17 @@ Per request the engine does O(1) work: a few dict lookups, the actors' running c
 the observing detectors' O(1) updates. Full evaluation of an actor (every detector, then the
 scorer) runs at checkpoints — its 2nd, 3rd, 5th, 8th, 12th request, then every 8th — and
 whenever a signature detector asks for it (a probe, an attack tool's user agent).
+
+Besides the session / IP / network actors, two bounded tables serve the account-takeover
+detectors (engine.auth): login-only clusters per (application, user agent) and per IPv4 /24
+(LRU, 4096 entries, 4 h inactivity TTL, at most 256 addresses each) link one campaign across a
+proxy pool, and the long-term table per (IP, user agent) (LRU, 100,000 entries, 7 day TTL)
+remembers slow failures. Authentication attempts also update a small per-actor `AuthStats`.
+Good-bot claims are judged by an injected verifier (node.goodbots) that never blocks here, and
+the behaviour model (engine.behavior) learns with the baselines and is saved with them.
+Decisions: an IP shared by human-looking sessions, or a session that logged in, gets
+`deny_session` instead of an IP-level reaction; linked addresses never include one where
+human-looking sessions were seen.
 """
 
 from __future__ import annotations
