@@ -586,12 +586,15 @@ def test_heatmap_shapes():
     for kind in charts.HEATMAPS:
         fig = charts.heatmap(kind, this, peers, lambda i: f"/console/attacks/{i}")
         (trace,) = fig["data"]
-        assert len(trace["x"]) == 31 and trace["customdata"][0] == "/console/attacks/1"
-        assert trace["marker"]["line"]["width"][0] == 3          # this bot is outlined
+        # This bot comes last (drawn on top), outlined and labelled.
+        assert len(trace["x"]) == 31 and trace["customdata"][-1] == "/console/attacks/1"
+        assert trace["marker"]["line"]["width"][-1] == 3
         assert fig["layout"]["annotations"][0]["text"] == "this bot"
     perf = charts.heatmap("performance", this, peers, str)
     assert perf["layout"]["xaxis"]["type"] == "log"              # RPS spans decades
-    assert perf["data"][0]["y"][0] == pytest.approx(0.98)        # regularity = 1 - CV
+    assert perf["data"][0]["y"][-1] == pytest.approx(0.98)       # regularity = 1 - CV
+    flat = charts.heatmap("behavior", {**this, "features": {"rps": 1.0}}, [], str)
+    assert flat["layout"]["xaxis"]["range"] == [-0.2, 1.2]       # never below zero
     assert charts.heatmap("performance", {**this, "features": {}}, [], str) is None
 
 

@@ -113,13 +113,12 @@ def _finite(v: Any) -> float | None:
 
 def heatmap(kind: str, this: dict[str, Any], peers: Sequence[dict[str, Any]],
             attack_url: Callable[[int], str]) -> dict[str, Any] | None:
-    """One bubble chart: this bot (outlined, labelled) among up to 30 peers of the same
-    application in the last 24 h. None when no bot has the features it needs."""
+    """One bubble chart: this bot (outlined, labelled, drawn last so it is on top) among up
+    to 30 peers of the same application in the last 24 h. None when no bot has features."""
     spec = HEATMAPS[kind]
-    bots = [this, *peers]
     names = [spec["x"][0], spec["y"][0], spec["size"][0], spec["color"][0]]
     rows = []
-    for b in bots:
+    for b in [*peers, this]:
         features = b.get("features") or {}
         if not features:      # nothing to place it by (a node that sends no features)
             continue
@@ -127,51 +126,34 @@ def heatmap(kind: str, this: dict[str, Any], peers: Sequence[dict[str, Any]],
         rows.append((b, [_value(features, n) or 0.0 for n in names]))
     if not rows:
         return None
+    has_this = rows[-1][0] is this
     xs, ys, ss, cs = ([r[1][i] for r in rows] for i in range(4))
-    axes = {}
-    for axis, vals in (("x", xs), ("y", ys)):
-        _, label, scale = spec[axis]
-        pos = [v for v in vals if v > 0]
-        log = scale == "log" and pos and max(pos) / min(pos) >= 20
-        axes[axis] = {"title": {"text": label}, "gridcolor": GRID, "zeroline": False,
-                      "type": "log" if log else "linear"}
-        if not log:
-            axes[axis]["rangemode"] = "tozero"
-        if log:   # zeros sit at the axis floor (hover shows the true value)
-            floor = min(pos) / 2
-            vals[:] = [v if v > 0 else floor for v in vals]
+    spots = len(set(zip(xs, ys, strict=True)))
+    axes = {axis: _axis(spec[axis][1], spec[axis][2], vals)
+            for axis, vals in (("x", xs), ("y", ys))}
     smax = max(ss) or 1.0
     sizes = [14 + 36 * math.sqrt(max(s, 0.0) / smax) for s in ss]
     cmin, cmax = min(cs), max(cs)
     if cmax == cmin:
         cmax = cmin + 1.0
-    hover = []
-    for b, _ in rows:
-        f = b.get("features") or {}
-        lines = [f"<b>{text(b['ip'])}</b> · {text(BOT_LABELS.get(b['bot_type'], b['bot_type']))}"
-                 f" · {float(b.get('confidence') or 0) * 100:.0f}%"]
-        for n in ("rps", "request_interval_cv", "non_uniqueness", "scheduled",
-                  "suspicious_behavior", "critical_sensitive_use", "detectors_count",
-                  "distinct_endpoints", "unsafe_requests", "error_responses"):
-            v = _finite(f.get(n))
-            if n in names or (n == "request_interval_cv" and "regularity" in names):
-                lines.append(f"{FEATURE_LABELS[n]}: {'—' if v is None else f'{v:g}'}")
-        hover.append("<br>".join(lines))
-    this_row = rows[0][0] is this
-    marker_line = [3 if (this_row and i == 0) else 1 for i in range(len(rows))]
+    widths = [1.0] * len(rows)
+    if has_this:
+        widths[-1] = 3.0
     data = [{
         "type": "scatter", "mode": "markers",
-        "x": xs, "y": ys, "text": hover, "hovertemplate": "%{text}<extra></extra>",
+        "x": xs, "y": ys, "text": [_hover(b, names) for b, _ in rows],
+        "hovertemplate": "%{text}<extra></extra>",
         "customdata": [attack_url(int(b["id"])) for b, _ in rows],
         "marker": {"size": sizes, "color": cs, "cmin": cmin, "cmax": cmax,
-                   "colorscale": HEAT, "opacity": 0.85,
-                   "line": {"color": ["#0f172a" if w == 3 else "rgba(15,23,42,0.35)"
-                                      for w in marker_line], "width": marker_line}},
+                   "colorscale": HEAT, "opacity": 0.8,
+                   "line": {"color": ["#0f172a" if w > 1 else "rgba(15,23,42,0.35)"
+                                      for w in widths], "width": widths}},
         "showlegend": False,
     }]
     annotations = []
-    if this_row:
-        annotations.append({"x": _axis_pos(xs[0], axes["x"]), "y": _axis_pos(ys[0], axes["y"]),
+    if has_this:
+        annotations.append({"x": _axis_pos(xs[-1], axes["x"]),
+                            "y": _axis_pos(ys[-1], axes["y"]),
                             "text": "this bot", "showarrow": True, "arrowhead": 0, "ax": 0,
                             "ay": -34, "font": {"size": 11, "color": "#0f172a"},
                             "bgcolor": "#ffffff", "bordercolor": "#0f172a",
@@ -181,7 +163,36 @@ def heatmap(kind: str, this: dict[str, Any], peers: Sequence[dict[str, Any]],
     return {"data": data, "layout": layout,
             "config": {"displayModeBar": False},
             "legend": {"size": spec["size"][1], "color": spec["color"][1],
-                       "bots": len(rows)}}
+                       "bots": len(rows), "overlap": len(rows) - spots}}
+
+
+def _axis(label: str, scale: str, vals: list[float]) -> dict[str, Any]:
+    """An axis for `vals` (changed in place: zeros on a log axis sit at its floor, the
+    hover text keeps the true value)."""
+    out: dict[str, Any] = {"title": {"text": label}, "gridcolor": GRID, "zeroline": False,
+                           "type": "linear"}
+    pos = [v for v in vals if v > 0]
+    if scale == "log" and pos and max(pos) / min(pos) >= 20:   # spans decades
+        out["type"] = "log"
+        floor = min(pos) / 2
+        vals[:] = [v if v > 0 else floor for v in vals]
+    elif max(vals) == min(vals):
+        # One value for all: plotly would centre it in [v-1, v+1]; these features are never
+        # negative, so start at 0 (with room for the bubble).
+        top = max(1.0, 1.5 * max(vals))
+        out["range"] = [-0.2 * top, 1.2 * top]
+    return out
+
+
+def _hover(b: dict[str, Any], names: list[str]) -> str:
+    f = b.get("features") or {}
+    lines = [f"<b>{text(b['ip'])}</b> · {text(BOT_LABELS.get(b['bot_type'], b['bot_type']))}"
+             f" · {float(b.get('confidence') or 0) * 100:.0f}%"]
+    for n in FEATURE_LABELS:
+        if n in names or (n == "request_interval_cv" and "regularity" in names):
+            v = _finite(f.get(n))
+            lines.append(f"{FEATURE_LABELS[n]}: {'—' if v is None else f'{v:g}'}")
+    return "<br>".join(lines)
 
 
 def _axis_pos(v: float, axis: dict[str, Any]) -> float:
@@ -195,8 +206,10 @@ STATUS_COLORS = {"2": "#16a34a", "3": "#0891b2", "4": "#d97706", "5": "#dc2626"}
 
 def session_scatter(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """A session's requests over time: y = time ms, bubble = response size, colour = status
-    class; requests marked as attack evidence get a dark outline."""
-    pts = [r for r in rows if r.get("duration_ms") is not None]
+    class; requests marked as attack evidence get a dark outline. None when fewer than two
+    requests reached the API (blocked ones are left out)."""
+    # The node's own 403s say nothing about the API's time or size: not drawn.
+    pts = [r for r in rows if r.get("duration_ms") is not None and not r.get("blocked")]
     if len(pts) < 2:
         return None
     if len(pts) > SCATTER_POINTS:   # an even sample keeps the SVG quick to draw
@@ -224,7 +237,8 @@ def session_scatter(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     return {"data": data, "layout": _layout(
         height=240, legend={"orientation": "h", "y": 1.15, "x": 0},
         xaxis={"gridcolor": GRID, "type": "date"},
-        yaxis={"gridcolor": GRID, "title": {"text": "time ms"}, "type": "log", "dtick": 1},
+        yaxis={"gridcolor": GRID, "title": {"text": "time ms"}, "type": "log",
+               "tickformat": "~g"},
         margin={"l": 56, "r": 16, "t": 28, "b": 36}),
         "config": {"displayModeBar": False}}
 

@@ -81,8 +81,9 @@ async def attack_data(storage: Storage, attack_id: int, *, now: float) -> dict[s
     if detail is not None:
         peers = await storage.heatmap_peers(attack["app"], attack["ts"] - 86400.0,
                                             attack["id"], PEERS)
+    evidence = (detail or {}).get("evidence") or []
     listed, session_id = await asyncio.gather(
-        _listed(storage, attack["ip"], now), _find_session(storage, attack))
+        _listed(storage, attack["ip"], now), _find_session(storage, attack, evidence))
     return {"attack": attack, "detail": detail, "peers": peers, "listed": listed,
             "session_id": session_id}
 
@@ -97,10 +98,19 @@ async def _listed(storage: Storage, ip: str, now: float) -> dict[str, dict[str, 
     return out
 
 
-async def _find_session(storage: Storage, attack: dict[str, Any]) -> int | None:
-    """The stored session of an attack (by its session key), or None."""
+async def _find_session(storage: Storage, attack: dict[str, Any], evidence: list[Any]
+                        ) -> int | None:
+    """The stored session of an attack, or None: the one holding its last evidence request,
+    else the one with its session key among its IP's (a session may change IP)."""
     if not attack.get("session"):
         return None
+    if evidence:
+        page = await storage.query_sessions(
+            since=None, until=None, ip=None, app=attack["app"], request_id=str(evidence[-1]),
+            method=None, status=None, bot_type=None, limit=5, offset=0)
+        for s in page.items:
+            if s["session_id"] == attack["session"]:
+                return int(s["id"])
     page = await storage.query_sessions(
         since=attack["ts"] - 86400.0, until=None, ip=attack["ip"], app=attack["app"],
         request_id=None, method=None, status=None, bot_type=None, limit=200, offset=0)

@@ -74,6 +74,18 @@ def utc(ts: float | None, seconds: bool = True) -> str:
     return d.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
+def clock(ts: float | None) -> str:
+    """Time of day with milliseconds (a session's requests, whose date is in the header)."""
+    if ts is None:
+        return "—"
+    d = _dt.datetime.fromtimestamp(float(ts), _dt.UTC)
+    return d.strftime("%H:%M:%S.") + f"{d.microsecond // 1000:03d}"
+
+
+def plural(n: Any, word: str) -> str:
+    return word if n == 1 else word + "s"
+
+
 def form_time(ts: float | None) -> str:
     """The value an <input type=datetime-local> holds (UTC, minute precision)."""
     if ts is None:
@@ -178,6 +190,7 @@ FILTERS = {
     "bot_label": bot_label, "detector_label": detector_label, "utc": utc, "ago": ago,
     "span": span, "number": number, "compact": compact, "size": size, "ms": ms, "pct": pct,
     "change": change, "detector_value": detector_value, "form_time": form_time,
+    "clock": clock, "plural": plural,
     "list_label": lambda k: LIST_LABELS.get(k, k),
     "reaction_label": lambda k: REACTION_LABELS.get(k, k or "—"),
 }
