@@ -15,8 +15,8 @@ Three bounded structures, all updated in O(1) per authentication attempt:
 - `LongTermAuth`: slow, persistent attempts (hours to days), keyed by (IP, user agent) with a
   long TTL and a hard cap; failures decay with a one-day time constant, usernames are an HLL.
 
-Caps: clusters 4096 entries (with at most 256 addresses each), long-term 100,000 entries of a
-few hundred bytes; both evict the least recently used entry. A flood of one-attempt logins from
+Caps: clusters 4096 entries (user-agent clusters list at most 256 addresses each), long-term
+100,000 entries of a few hundred bytes; both evict the least recently used entry. A flood of one-attempt logins from
 a million addresses therefore holds at most those many entries (bench/ato_flood.py).
 """
 
@@ -120,12 +120,17 @@ class Cluster:
             self.oks *= f
             self.last_ts = ts
 
-    def add_ip(self, ip: str) -> None:
+    def add_ip(self, ip: str, keep: bool = True) -> None:
+        """Count an address; `keep` also lists it (user-agent clusters: a /24 cluster's
+        addresses are its prefix, and 4096 lists of 256 would be the table's main cost)."""
         if self.ip_hll is None:
             self.ip_hll = hll_new()
-            self.ips = OrderedDict()
         hll_add(self.ip_hll, hash(ip))
+        if not keep:
+            return
         ips = self.ips
+        if ips is None:
+            ips = self.ips = OrderedDict()
         if ip in ips:
             ips.move_to_end(ip)
         else:

@@ -431,7 +431,7 @@ class Engine:
                         c.users = hll_new()
                     hll_add(c.users, user)
                 if c.key[0] != "app":
-                    c.add_ip(rec.ip)
+                    c.add_ip(rec.ip, c.key[0] == "ua")
         self.long_auth.touch((rec.ip, hash(rec.ua)), ts).add(user, result, ts)
         if result == "ok" and st.login_only:
             self._not_login_only(ev, ai, ts, force=True)   # a customer's app logging in
