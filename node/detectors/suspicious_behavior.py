@@ -31,6 +31,7 @@ class SuspiciousBehavior(Detector):
     def __init__(self, params, ctx, slot_base):
         super().__init__(params, ctx, slot_base)
         self._keys: dict[tuple, int] = {}
+        self._model = None
 
     def observe(self, ev):
         # The hot path of a learned detector: plain list and bytearray stores, no numpy.
@@ -73,7 +74,10 @@ class SuspiciousBehavior(Detector):
             if gbin >= 0:
                 bump(seq, TRANS_CELLS + gbin)
         if not (s.flagged or ev.ip.flagged):
-            self.ctx.behavior.learn(cell, gbin)
+            model = self._model
+            if model is None or model is not self.ctx.baselines.behavior:
+                model = self._model = self.ctx.baselines.behavior
+            model.learn(cell, gbin)
         return False
 
     def evaluate(self, actor, ev):

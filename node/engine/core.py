@@ -126,6 +126,10 @@ class Engine:
         self._layout = layout
         self.detectors = detectors
         self.observers = [d for d in detectors if d.observes]
+        # Per actor kind, the detectors that judge it (all, and those not waiting to learn).
+        kinds = ("session", "ip", "net")
+        self._by_kind = {k: [d for d in detectors if k in d.actors] for k in kinds}
+        self._cold = {k: [d for d in ds if not d.learned] for k, ds in self._by_kind.items()}
         self.auth_observers = [d for d in detectors if d.observes_auth and not d.observes]
         self.apps: tuple[Application, ...] = config.applications
         self._inferrers = [TemplateInferrer(a.templates) for a in self.apps]
@@ -256,11 +260,8 @@ class Engine:
         gained = [0.0] * len(BOT_TYPES)
         worked = [0.0] * len(BOT_TYPES)
         fired: list = []
-        warm = self.ctx.warmed_up
-        kind = actor.kind
-        for det in self.detectors:
-            if kind not in det.actors or (det.learned and not warm):
-                continue
+        dets = self._by_kind[actor.kind] if self.ctx.warmed_up else self._cold[actor.kind]
+        for det in dets:
             f = det.evaluate(actor, ev)
             if f is None:
                 continue
