@@ -24,8 +24,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import random
 import re
+import secrets
 import socket
 import struct
 import threading
@@ -229,7 +229,7 @@ class DnsResolver:
         return (a or []) + (aaaa or [])
 
     def _query(self, name: str, qtype: int) -> list[str] | None:
-        qid = random.getrandbits(16)
+        qid = secrets.randbits(16)         # an unpredictable id: no blind spoofing
         msg = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + encode_name(name) + \
             struct.pack(">HH", qtype, 1)
         family = socket.AF_INET6 if ":" in self.server[0] else socket.AF_INET
