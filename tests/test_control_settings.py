@@ -11,7 +11,7 @@ import pytest
 from node.control.auth import hash_token
 from node.control.run import run_control
 from node.control.settings import ControlSettings, TokenSpec, compile_control_settings
-from node.control.storage import make_storage
+from node.control.storage import make_storage, migrations
 from node.control.storage.base import DAY
 from node.errors import ConfigError, PalisadeError
 
@@ -99,7 +99,8 @@ async def test_run_control_serves_until_cancelled(tmp_path):
         await asyncio.wait_for(ready.wait(), 10)
         async with aiohttp.ClientSession() as http:
             async with http.get(urls[0] + "/healthz") as r:
-                assert r.status == 200 and (await r.json())["schema_version"] == 1
+                assert r.status == 200
+                assert (await r.json())["schema_version"] == len(migrations.SQLITE)
             async with http.get(urls[0] + "/api/v1/nodes",
                                 headers={"Authorization": f"Bearer {GOOD}"}) as r:
                 assert r.status == 200

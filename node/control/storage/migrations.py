@@ -86,14 +86,31 @@ CREATE INDEX received_batches_ts ON received_batches (ts);
 """
 
 
+# Version 2: indexes the planners can use without statistics (SQLite has none unless
+# ANALYZE runs): evidence marking on ingest looks requests up by (app, request_id) and a
+# session's detections by (app, session, ts) — with `app` alone as the leading column, SQLite
+# scanned every request of the application per pushed detection. An endpoint's usual time
+# and size are read from a covering index, without touching the table.
+_V2 = """
+CREATE INDEX requests_app_request ON requests (app, request_id);
+CREATE INDEX attacks_session_ts ON attacks (app, session, ts);
+DROP INDEX attacks_session;
+CREATE INDEX requests_endpoint_usual ON requests (app, path, blocked, ts, duration_ms,
+    resp_bytes, req_bytes);
+DROP INDEX requests_endpoint;
+"""
+
+
 def _render(template: str, **types: str) -> list[str]:
     return [s.strip() for s in template.format(**types).split(";") if s.strip()]
 
 
 SQLITE: list[list[str]] = [
     _render(_V1, ID="INTEGER PRIMARY KEY AUTOINCREMENT", F="REAL", I="INTEGER"),
+    _render(_V2),
 ]
 
 POSTGRES: list[list[str]] = [
     _render(_V1, ID="BIGSERIAL PRIMARY KEY", F="DOUBLE PRECISION", I="BIGINT"),
+    _render(_V2),
 ]
