@@ -11,6 +11,8 @@ A detection names the linked addresses (up to 256) so the reaction covers the po
 from node.detectors.base import Detector, Finding, Param
 from node.detectors.low_frequency_stuffing import login_only
 
+_NO_ATO = {"scraping": 1.0, "api_abuse": 1.0, "account_takeover": 0.0}
+
 
 def _network(ip: str) -> str:
     if ":" in ip:
@@ -34,8 +36,10 @@ class IpRotation(Detector):
             nets = len({_network(a) for a in actor.ips})
             limit = self.p["min_networks"]
             if nets >= limit:
+                # Account takeover only when the rotating client tries to log in.
+                only = None if actor.auth is not None and actor.auth.attempts else _NO_ATO
                 return Finding(len(actor.ips), f"< {limit} networks per session",
-                               min(1.0, 0.5 + (nets - limit + 1) / limit))
+                               min(1.0, 0.5 + (nets - limit + 1) / limit), only)
             if not login_only(actor):
                 return Finding(len(actor.ips), f"< {limit} networks per session", 0.0)
         if not login_only(actor):
