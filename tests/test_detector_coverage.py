@@ -11,7 +11,7 @@ from tests.detector_kit import FIRES, QUIET
 
 def test_every_detector_has_firing_and_quiet_tests():
     for mod in pkgutil.iter_modules(tests.__path__):
-        if mod.name.startswith("test_detectors"):
+        if mod.name.startswith(("test_detectors", "test_behavior")):
             importlib.import_module(f"tests.{mod.name}")
     missing_fire = sorted(set(REGISTRY) - FIRES)
     missing_quiet = sorted(set(REGISTRY) - QUIET)

@@ -12,8 +12,8 @@ from node.config import EngineConfig
 from node.sim import Scenario, simulate, to_records, truth
 from tests.detector_kit import (
     CHROME,
-    fired,
     finding,
+    fired,
     fires,
     quiet,
     rec,
