@@ -27,7 +27,7 @@ class BadUserAgent(Detector):
     votes = {"security_crawlers": 2.0, "scraping": 1.0, "api_abuse": 1.0,
              "account_takeover": 1.0}
     slots = ("kind",)
-    observes = True
+    observes_start = True     # the user agent is judged once, on a session's first request
     _KINDS = ("browser", "scanner", "library", "crawler", "empty", "good_bot", "other")
 
     def observe(self, ev):

@@ -48,6 +48,7 @@ class Detector:
     slots: ClassVar[tuple[str, ...]] = ()     # private per-actor counters (in actor.ext)
     observes: ClassVar[bool] = False          # observe() runs on every request ...
     observes_auth: ClassVar[bool] = False     # ... or only on authentication attempts
+    observes_start: ClassVar[bool] = False    # ... or only on a session's first request
     learned: ClassVar[bool] = False           # silent until the engine's warm-up is done
     actors: ClassVar[frozenset[str]] = frozenset({"session", "ip", "net"})
 

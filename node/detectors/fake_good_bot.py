@@ -16,7 +16,7 @@ class FakeGoodBot(Detector):
     name = "fake_good_bot"
     title = "Fake good bot"
     votes = {"scraping": 2.0, "security_crawlers": 1.0, "api_abuse": 1.0}
-    observes = True
+    observes_start = True     # the user agent is judged once, on a session's first request
 
     def observe(self, ev):
         # Judge a claim at once: in replay the verdict is ready, live it may still be pending.

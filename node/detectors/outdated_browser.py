@@ -16,7 +16,7 @@ class OutdatedBrowser(Detector):
     votes = {"scraping": 1.0, "api_abuse": 0.5, "account_takeover": 1.0}
     params = {"min_versions": Param(DEFAULT_MIN_VERSIONS, "mapping")}
     slots = ("major", "minimum")
-    observes = True
+    observes_start = True     # the user agent is judged once, on a session's first request
     actors = frozenset({"session"})
 
     def observe(self, ev):

@@ -20,8 +20,8 @@ class ResponseTimeAnomaly(Detector):
 
     def observe(self, ev):
         d = ev.rec.duration_ms
-        if d is None or not self.ctx.warmed_up:
-            return False
+        if d is None or d <= self.p["min_ms"] or not self.ctx.warmed_up:
+            return False             # fast requests are never anomalous: no lookup at all
         eb = self.ctx.baselines.get(ev.app.name, ev.template)
         if eb is None or eb.latency.pct is None:
             return False
@@ -34,10 +34,10 @@ class ResponseTimeAnomaly(Detector):
         return False
 
     def evaluate(self, actor, ev):
-        checked = self.get(actor, 0)
-        if checked < 10:
+        # Logs without request times cannot tell: abstain rather than vote "normal".
+        if actor.n < 10 or ev.rec.duration_ms is None:
             return None
         slow = int(self.get(actor, 1))
         limit = self.p["max_slow"]
-        fired = slow >= limit and slow / checked >= self.p["min_share"]
+        fired = slow >= limit and slow / actor.n >= self.p["min_share"]
         return Finding(slow, f"< {limit} slow responses", 1.0 if fired else 0.0)

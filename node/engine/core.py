@@ -131,6 +131,7 @@ class Engine:
         self._by_kind = {k: [d for d in detectors if k in d.actors] for k in kinds}
         self._cold = {k: [d for d in ds if not d.learned] for k, ds in self._by_kind.items()}
         self.auth_observers = [d for d in detectors if d.observes_auth and not d.observes]
+        self.start_observers = [d for d in detectors if d.observes_start and not d.observes]
         self.apps: tuple[Application, ...] = config.applications
         self._inferrers = [TemplateInferrer(a.templates) for a in self.apps]
         self._router = AppRouter(self.apps)
@@ -235,6 +236,10 @@ class Engine:
         elif sess.auth is not None and sess.auth.login_only:
             self._not_login_only(ev, ai, ts)
         trigger = False
+        if new_session:
+            for det in self.start_observers:
+                if det.observe(ev):
+                    trigger = True
         for det in self.observers:
             if det.observe(ev):
                 trigger = True
