@@ -31,24 +31,23 @@ class BadUserAgent(Detector):
     _KINDS = ("browser", "scanner", "library", "crawler", "empty", "good_bot", "other")
 
     def observe(self, ev):
-        s = ev.session
-        if s.n != 1 and self.get(s, 0):
-            return False
+        # A session's kind lives in the shared `ua_kind` slot (other detectors read it too);
+        # only an IP that sent a bad agent gets a private counter, so floods stay small.
         kind = classify_ua(ev.rec.ua).kind
-        s.ua_kind = kind
-        code = self._KINDS.index(kind) + 1 if kind in self._KINDS else len(self._KINDS)
-        self.set(s, 0, code)
-        # Remember the worst kind seen on the IP too (user agents switch between sessions).
+        ev.session.ua_kind = kind
         ip = ev.ip
         if kind in _STRENGTH and self.get(ip, 0) < 2:
-            self.set(ip, 0, code)
+            self.set(ip, 0, self._KINDS.index(kind) + 1)
         return kind == "scanner"
 
     def evaluate(self, actor, ev):
-        code = int(self.get(actor, 0))
-        if not code:
+        if actor.kind == "session":
+            kind = actor.ua_kind
+        else:
+            code = int(self.get(actor, 0))
+            kind = self._KINDS[code - 1] if code else None
+        if kind is None:
             return None
-        kind = self._KINDS[code - 1]
         only = _STRENGTH.get(kind)
         if only is None:
             return None

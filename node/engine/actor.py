@@ -25,7 +25,7 @@ class Actor:
         "kind", "key", "label", "first_ts", "last_ts", "n", "rate", "peak_rate",
         "iv_n", "iv_mean", "iv_m2", "endpoints", "uniques", "n_err", "n_404", "n_5xx",
         "n_unsafe", "n_query", "req_bytes", "resp_bytes", "ua", "ua_kind", "ids", "first_id",
-        "ext", "h0", "decided", "human", "flagged", "ips", "sessions", "uas", "blocked",
+        "ext", "h0", "s0", "decided", "human", "flagged", "ips", "sessions", "uas", "blocked",
         "nsess", "nips", "humans", "auth", "seq",
     )
 
@@ -55,11 +55,12 @@ class Actor:
         self.ids: list | None = None
         self.first_id: Any = None
         self.ext: list[float] | None = None
-        self.h0: tuple | None = None    # first request's sketch positions, until sketches exist
+        self.h0: int | None = None      # first request's sketch positions, until sketches exist
         self.decided = 0                # bitmask of bot types already decided
         self.human = False              # marked human-looking (shared-IP guard)
         self.flagged = False            # some bot type decided: excluded from learning
         self.ips: list[str] | None = None       # sessions: addresses seen (≤ 8)
+        self.s0: tuple[int, int] | None = None   # ip/net: first session, until sketches exist
         self.sessions: bytearray | None = None  # ip/net: HLL of session keys
         self.uas: bytearray | None = None       # ip/net: HLL of user agents
         self.blocked = 0
@@ -89,9 +90,9 @@ class Actor:
             if ep is None:                  # allocated on the 2nd request: floods stay small
                 ep = self.endpoints = hll_new()
                 self.uniques = hll_new()
-                h0 = self.h0
-                self.uniques[h0[0]] = h0[1]
-                ep[h0[2]] = h0[3]
+                h0 = self.h0                 # packed: pi | pr << 7 | ei << 13 | er << 20
+                self.uniques[h0 & 127] = h0 >> 7 & 63
+                ep[h0 >> 13 & 127] = h0 >> 20
                 self.h0 = None
             if ep[ei] < er:
                 ep[ei] = er
@@ -104,7 +105,7 @@ class Actor:
         else:
             self.rate = 1.0
             self.first_id = rid
-            self.h0 = (pi, pr, ei, er)
+            self.h0 = pi | pr << 7 | ei << 13 | er << 20   # one small int, not a tuple
         if ts > self.last_ts:
             self.last_ts = ts
         self.n = n + 1
@@ -153,15 +154,21 @@ class Actor:
         elif ip not in ips and len(ips) < 8:
             ips.append(ip)
 
-    def add_session(self, h: int) -> None:
+    def add_session(self, h: int, ua_h: int) -> None:
+        """A session (and its user agent) started here. The first one is only remembered:
+        a flood of one-session addresses allocates no sketches."""
         if self.sessions is None:
+            if self.nsess <= 1:
+                self.s0 = (h, ua_h)
+                return
             self.sessions = hll_new()
-        hll_add(self.sessions, h)
-
-    def add_ua(self, h: int) -> None:
-        if self.uas is None:
             self.uas = hll_new()
-        hll_add(self.uas, h)
+            if self.s0 is not None:
+                hll_add(self.sessions, self.s0[0])
+                hll_add(self.uas, self.s0[1])
+                self.s0 = None
+        hll_add(self.sessions, h)
+        hll_add(self.uas, ua_h)
 
 
 class ActorTable:

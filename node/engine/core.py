@@ -210,11 +210,11 @@ class Engine:
         if new_session:
             h = hash(skey)
             ip.nsess += 1
-            ip.add_session(h)
-            ip.add_ua(hash(rec.ua))
+            ua_h = hash(rec.ua)
+            ip.add_session(h, ua_h)
             if net is not None:
                 net.nsess += 1
-                net.add_session(h)
+                net.add_session(h, ua_h)
             if self._recent_ok:
                 self._carry_login(rec, sess, ip, ts, ai)
             if len(self.clusters):
