@@ -100,6 +100,12 @@ CREATE INDEX requests_endpoint_usual ON requests (app, path, blocked, ts, durati
 DROP INDEX requests_endpoint;
 """
 
+# Version 3: sessions filtered by a request's status or method probe each session on
+# (app, session, status, method) instead of reading its requests.
+_V3 = """
+CREATE INDEX requests_session_status ON requests (app, session, status, method);
+"""
+
 
 def _render(template: str, **types: str) -> list[str]:
     return [s.strip() for s in template.format(**types).split(";") if s.strip()]
@@ -108,9 +114,11 @@ def _render(template: str, **types: str) -> list[str]:
 SQLITE: list[list[str]] = [
     _render(_V1, ID="INTEGER PRIMARY KEY AUTOINCREMENT", F="REAL", I="INTEGER"),
     _render(_V2),
+    _render(_V3),
 ]
 
 POSTGRES: list[list[str]] = [
     _render(_V1, ID="BIGSERIAL PRIMARY KEY", F="DOUBLE PRECISION", I="BIGINT"),
     _render(_V2),
+    _render(_V3),
 ]

@@ -546,7 +546,14 @@ class SqlStorage(ABC):
             sub.add("r.method = ?", method)
         if status is not None:
             sub.add("r.status = ?", status)
-        if sub.parts:
+        if request_id:
+            # A request id names one or a few requests: find them first (by its index), then
+            # their sessions, instead of probing every session in the window.
+            w.add("(s.app, s.session_id) IN (SELECT r.app, r.session FROM requests r WHERE "
+                  f"{' AND '.join(sub.parts)})", *sub.args)
+        elif sub.parts:
+            # Method / status: probe each session (newest first, until the page is full) on
+            # the (app, session, status, method) index.
             w.add("EXISTS (SELECT 1 FROM requests r WHERE r.app = s.app AND "
                   f"r.session = s.session_id AND {' AND '.join(sub.parts)})", *sub.args)
         cols = ", ".join(f"s.{x.strip()}" for x in _SESSION_COLS.split(","))
