@@ -15,7 +15,7 @@ from typing import Any
 from node.control.storage.base import BOT_TYPES, LISTS, Storage
 
 NODE_STALE_SECONDS = 60.0        # as the API's /nodes: no contact for a minute = stale
-SESSION_ROWS = 5000              # a session's requests read for in-session filters and stats
+SESSION_ROWS = 3000              # a session's requests read for in-session filters and stats
 PEERS = 30                       # heatmap: this bot and up to 30 most suspicious others
 
 
@@ -189,30 +189,41 @@ async def session_data(storage: Storage, sid: int, *, usual_since: float,
 
 
 def request_stats(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Distribution of a set of requests: methods, status classes, endpoints, time, size."""
-    n = len(rows)
-    durations = [r["duration_ms"] for r in rows if r["duration_ms"] is not None]
-    slow = heavy = 0
+    """Distribution of a set of requests: methods, status classes, endpoints, time, size.
+    One pass: a session page computes it over up to SESSION_ROWS requests."""
+    methods: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
+    paths: Counter[str] = Counter()
+    attacks: Counter[str] = Counter()
+    dur_sum, dur_n, dur_max = 0.0, 0, None
+    resp = req = blocked = slow = heavy = 0
     for r in rows:
+        methods[r["method"]] += 1
+        statuses[f"{str(r['status'])[:1]}xx"] += 1
+        paths[r["path"]] += 1
+        if r.get("attack"):
+            attacks[r["attack"]] += 1
+        d = r["duration_ms"]
         u = r.get("usual") or {}
-        if _outlier(r["duration_ms"], u.get("avg_duration_ms"), 10.0):
-            slow += 1
+        if d is not None:
+            dur_sum += d
+            dur_n += 1
+            dur_max = d if dur_max is None or d > dur_max else dur_max
+            if _outlier(d, u.get("avg_duration_ms"), 10.0):
+                slow += 1
+        resp += r["resp_bytes"]
+        req += r["req_bytes"]
         if _outlier(r["resp_bytes"], u.get("avg_resp_bytes"), 1024):
             heavy += 1
-    statuses = Counter(f"{str(r['status'])[:1]}xx" for r in rows)
+        if r.get("blocked"):
+            blocked += 1
     return {
-        "requests": n,
-        "methods": Counter(r["method"] for r in rows).most_common(),
-        "statuses": sorted(statuses.items()),
-        "endpoints": Counter(r["path"] for r in rows).most_common(8),
-        "distinct_endpoints": len({r["path"] for r in rows}),
-        "attacks": Counter(r["attack"] for r in rows if r.get("attack")).most_common(),
-        "avg_duration_ms": sum(durations) / len(durations) if durations else None,
-        "max_duration_ms": max(durations) if durations else None,
-        "resp_bytes": sum(r["resp_bytes"] for r in rows),
-        "req_bytes": sum(r["req_bytes"] for r in rows),
-        "blocked": sum(1 for r in rows if r.get("blocked")),
-        "slow": slow, "heavy": heavy,
+        "requests": len(rows), "methods": methods.most_common(),
+        "statuses": sorted(statuses.items()), "endpoints": paths.most_common(8),
+        "distinct_endpoints": len(paths), "attacks": attacks.most_common(),
+        "avg_duration_ms": dur_sum / dur_n if dur_n else None, "max_duration_ms": dur_max,
+        "resp_bytes": resp, "req_bytes": req, "blocked": blocked, "slow": slow,
+        "heavy": heavy,
         "first_ts": rows[0]["ts"] if rows else None, "last_ts": rows[-1]["ts"] if rows else None,
     }
 
@@ -235,13 +246,16 @@ def outlier_ratio(value: float | None, usual: float | None, floor: float) -> flo
 
 def _choices(rows: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
     """Values the in-session filters offer: those present in the session."""
-    return {
-        "methods": sorted({r["method"] for r in rows}),
-        "statuses": sorted({str(r["status"]) for r in rows}
-                           | {f"{str(r['status'])[:1]}xx" for r in rows}),
-        "ips": sorted({r["ip"] for r in rows}),
-        "attacks": sorted({r["attack"] for r in rows if r.get("attack")}),
-    }
+    methods, codes, ips, attacks = set(), set(), set(), set()
+    for r in rows:
+        methods.add(r["method"])
+        codes.add(r["status"])
+        ips.add(r["ip"])
+        if r.get("attack"):
+            attacks.add(r["attack"])
+    statuses = {str(c) for c in codes} | {f"{str(c)[:1]}xx" for c in codes}
+    return {"methods": sorted(methods), "statuses": sorted(statuses), "ips": sorted(ips),
+            "attacks": sorted(attacks)}
 
 
 # -- IP lists ---------------------------------------------------------------------------------
