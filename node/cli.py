@@ -22,6 +22,9 @@ def _replay_parser(sub) -> None:
     p.add_argument("--log-format", help="an nginx log_format string describing the lines")
     p.add_argument("--model", help="learned-profile file: loaded if present, saved after")
     p.add_argument("--truth", help="ground-truth labels JSON: print recall / precision")
+    p.add_argument("--dns", metavar="system|HOST[:PORT]",
+                   help="verify good-bot claims by forward-confirmed reverse DNS through this "
+                   "resolver (default: published vendor ranges only)")
     p.add_argument("--top", type=int, default=10, help="addresses to list (default 10)")
     p.add_argument("--no-progress", action="store_true", help="no progress line")
 

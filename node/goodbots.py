@@ -306,9 +306,9 @@ def parse_answers(data: bytes, qtype: int) -> list[str] | None:
 
 
 def resolver_from_env() -> Resolver | None:
-    """`PALISADE_DNS=system` or `PALISADE_DNS=host[:port]` (replay and tests); unset: none."""
+    """`PALISADE_DNS=system` or `PALISADE_DNS=host[:port]`; unset or `off`: none."""
     spec = os.environ.get("PALISADE_DNS", "")
-    if not spec:
+    if not spec or spec == "off":
         return None
     if spec == "system":
         return SystemResolver()

@@ -29,7 +29,7 @@ class ReplayResult:
 
 
 def replay(paths: list[str], config: Config, *, fmt: str | None = None,
-           log_format: str | None = None, model: str | None = None,
+           log_format: str | None = None, model: str | None = None, dns: str | None = None,
            on_decision=None, progress: Progress | None = None) -> ReplayResult:
     """Stream every record of `paths` through one engine, in file order."""
     baselines = None
@@ -38,7 +38,17 @@ def replay(paths: list[str], config: Config, *, fmt: str | None = None,
 
         if os.path.exists(model):
             baselines = Baselines.load(model, config.engine.limits.templates)
-    engine = Engine(config.engine, baselines=baselines)
+    verifier = None
+    if dns:
+        from node.goodbots import DnsResolver, GoodBotVerifier, SystemResolver
+
+        if dns == "system":
+            resolver = SystemResolver()
+        else:
+            host, _, port = dns.rpartition(":") if dns.count(":") == 1 else (dns, "", "53")
+            resolver = DnsResolver(host or dns, int(port or 53))
+        verifier = GoodBotVerifier(resolver, sync=True)   # replay may wait: it has no clients
+    engine = Engine(config.engine, baselines=baselines, verifier=verifier)
     reader = LogReader(paths, fmt=fmt, log_format=log_format, skip_unknown=len(paths) > 1)
     res = ReplayResult(engine=engine)
     started = time.perf_counter()
@@ -127,7 +137,8 @@ def run(args) -> int:
         out.write(d.to_json() + "\n")
 
     res = replay(args.files, config, fmt=args.format, log_format=args.log_format,
-                 model=args.model, on_decision=emit if args.json else None, progress=progress)
+                 model=args.model, dns=args.dns, on_decision=emit if args.json else None,
+                 progress=progress)
     if args.json:
         rate = res.records / res.seconds if res.seconds > 0 else 0.0
         skipped = sum(res.skipped.values())

@@ -48,7 +48,12 @@ def make_engine(engine_config: EngineConfig, state_dir: str):
             baselines = Baselines.load(path, engine_config.limits.templates)
         except (OSError, ValueError, KeyError) as e:
             logger.warning("ignoring unreadable baselines %s: %s", path, e)
-    return Engine(engine_config, baselines=baselines)
+    from node.goodbots import GoodBotVerifier, SystemResolver, resolver_from_env
+
+    # Good-bot claims are checked by forward-confirmed reverse DNS in a small thread pool
+    # (never on the event loop); PALISADE_DNS=off leaves only the published ranges.
+    resolver = resolver_from_env() if os.environ.get("PALISADE_DNS") else SystemResolver()
+    return Engine(engine_config, baselines=baselines, verifier=GoodBotVerifier(resolver))
 
 
 class RunningNode:
@@ -166,6 +171,9 @@ class RunningNode:
         if self.node.recorder is not None:
             self.node.recorder.close()
         self.store.close()
+        verifier = getattr(self.node.engine, "verifier", None) if self.node else None
+        if verifier is not None:
+            verifier.close()
 
     def reload(self, settings: NodeSettings, engine_config: EngineConfig) -> None:
         changed = [k for k in ("listen_host", "listen_port", "upstream", "admin_host",
