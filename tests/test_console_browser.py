@@ -36,6 +36,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1440, "height": 900}
 MAX_SHOT_HEIGHT = 2600
+DOCS_SHOT_HEIGHT = 1400
 
 
 def _chromium() -> str:
@@ -142,8 +143,11 @@ def shot(page, name: str) -> None:
                     clip={"x": 0, "y": 0, "width": VIEWPORT["width"],
                           "height": min(height, MAX_SHOT_HEIGHT)})
     if os.environ.get("PALISADE_DOCS_SCREENSHOTS") == "1":
+        # The README's copies show the first screen and a half: smaller files in git.
         DOCS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOCS / f"{name}.png")
+        page.screenshot(path=str(DOCS / f"{name}.png"), full_page=True,
+                        clip={"x": 0, "y": 0, "width": VIEWPORT["width"],
+                              "height": min(height, DOCS_SHOT_HEIGHT)})
 
 
 def api(live, path: str, **params) -> dict:

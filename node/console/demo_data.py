@@ -184,6 +184,9 @@ def history_items(items: list[dict[str, Any]], *, end: float, days: int = 60,
             ts = end - day * 86400.0 + rng.uniform(-40000, 40000)
             d["ts"] = ts
             d["evidence"] = []
+            # Another bot of the same kind: its measurements differ a little.
+            d["features"] = {k: (v if k == "scheduled" else round(v * rng.uniform(0.5, 1.6), 3))
+                             for k, v in (d.get("features") or {}).items()}
             eid = f"h-{day}-{j}"
             out.append({"kind": "detection", "id": eid, "data": d})
             lst = REACTION_LIST.get(d["reaction"])
