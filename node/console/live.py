@@ -116,9 +116,12 @@ class LiveConsole:
         self.items = items
         async with aiohttp.ClientSession() as http:
             await push_http(http, url, NODE_TOKEN, items)
-        # A second node that stopped reporting ten minutes ago.
-        await storage.touch_node("node-2", self.now - 600, version="0.1.0", addr="127.0.0.2",
-                                 last_push=self.now - 600, lag_seconds=2.5, list_version=0,
-                                 spooled=1200, dropped=0)
         # Retention as the control plane runs it: details older than 31 days are dropped.
         await storage.apply_retention(self.now, Retention())
+        # node-1 has pulled every IP-list change; node-2 stopped reporting ten minutes ago.
+        version = await storage.list_version()
+        await storage.touch_node("node-1", time.time(), list_version=version, spooled=0,
+                                 dropped=0)
+        await storage.touch_node("node-2", self.now - 600, version="0.1.0", addr="127.0.0.2",
+                                 last_push=self.now - 600, lag_seconds=2.5,
+                                 list_version=max(0, version - 40), spooled=1200, dropped=0)
