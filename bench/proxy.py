@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -192,7 +193,8 @@ def pin(pid: int, cpus: set[int]) -> None:
 def wrk(port: int, seconds: float, connections: int, script: str, base: int,
         cpus: set[int] | None) -> Run:
     threads = 1
-    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
+    secs = max(1, math.ceil(seconds))          # wrk takes whole seconds only
+    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{secs}s",
            "--timeout", "10s", "-s", script, f"http://{HOST}:{port}/", "--",
            str(base), str(threads)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
