@@ -11,10 +11,10 @@ import base64
 import binascii
 import hashlib
 import json
-import re
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
+from node.appmatch import AppRouter, AuthMatcher
 from node.config.model import Application, AuthEndpoint, EngineConfig, SessionParams
 from node.record import MAX_FIELD, MAX_PATH, MAX_QUERY, MAX_UA, RequestRecord
 
@@ -132,61 +132,24 @@ def username_from_body(body: bytes, content_type: str | None, endpoint: AuthEndp
     return v[:MAX_FIELD] or None
 
 
-def host_match(host: str, pattern: str) -> bool:
-    if pattern == "*":
-        return True
-    if pattern.startswith("*."):
-        return host.endswith(pattern[1:]) or host == pattern[2:]
-    return host == pattern
-
-
-def _template_regex(path: str) -> re.Pattern[str]:
-    parts = [("[^/]+" if s.startswith("{") and s.endswith("}") else re.escape(s))
-             for s in path.split("/")]
-    return re.compile("/".join(parts) + "/?")
-
-
 class Capture:
     """Per-application capture rules compiled from the engine configuration.
 
-    `app_for(host)` picks the application like the engine does (first whose hosts match,
-    else the first); `auth_endpoint(app, method, path)` is a dict hit for exact paths and a
-    short regex scan for templated ones.
+    `app_for(host)` and `auth_endpoint(app, method, path)` are node.appmatch's: the same
+    answers the engine gets (configured endpoints, else the usual login routes).
     """
 
     def __init__(self, config: EngineConfig) -> None:
         self.apps: tuple[Application, ...] = config.applications or (Application("default"),)
-        self._host_app: dict[str, Application] = {}
-        self._exact: dict[tuple[str, str, str], AuthEndpoint] = {}
-        self._templated: dict[str, list[tuple[str, re.Pattern[str], AuthEndpoint]]] = {}
-        for app in self.apps:
-            for ep in app.auth:
-                method = ep.method.upper()
-                if "{" in ep.path:
-                    self._templated.setdefault(app.name, []).append(
-                        (method, _template_regex(ep.path), ep))
-                else:
-                    self._exact[(app.name, method, ep.path)] = ep
+        # The engine's own matchers, so node and engine agree on every request.
+        self._router = AppRouter(self.apps)
+        self._auth = AuthMatcher(self.apps)
 
     def app_for(self, host: str) -> Application:
-        app = self._host_app.get(host)
-        if app is None:
-            h = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-            app = next((a for a in self.apps if any(host_match(h, p) for p in a.hosts)),
-                       self.apps[0])
-            if len(self._host_app) > 10_000:  # hosts come from clients: stay bounded
-                self._host_app.clear()
-            self._host_app[host] = app
-        return app
+        return self._router.app(host)
 
     def auth_endpoint(self, app: Application, method: str, path: str) -> AuthEndpoint | None:
-        ep = self._exact.get((app.name, method, path))
-        if ep is not None:
-            return ep
-        for m, rx, ep in self._templated.get(app.name, ()):
-            if m in (method, "*") and rx.fullmatch(path):
-                return ep
-        return None
+        return self._auth.endpoint(app.name, method, path)
 
     def username(self, app: Application, method: str, path: str, body: bytes,
                  content_type: str | None, header: HeaderGet) -> str | None:
