@@ -197,9 +197,6 @@ def _package_files() -> list[str]:
     return out
 
 
-@pytest.mark.xfail(strict=False, reason="pyproject.toml's package-data does not list the "
-                   "console's templates and static files yet (a non-editable install, as in "
-                   "the Docker image, would miss them)")
 def test_package_data_covers_every_non_python_file():
     """The image installs the package (not editable): data files outside package-data are
     silently left out of it."""
