@@ -27,7 +27,7 @@ import math
 from collections import OrderedDict
 from typing import Any
 
-from node.engine.sketch import hll_add, hll_count, hll_new
+from node.engine.sketch import hll_add, hll_count, hll_new, lazy_hll_add
 
 LOGIN_ONLY_BEFORE = 2        # non-auth requests a session may make first and still be login-only
 CLUSTER_TAU = 3600.0         # s: the clusters' decayed counts cover about the last hour
@@ -64,13 +64,7 @@ class AuthStats:
         self.attempts += 1
         self.last_ts = ts
         if user is not None:
-            if self.u0 is None:
-                self.u0 = user
-            elif user != self.u0 and self.users is None:
-                self.users = hll_new()
-                hll_add(self.users, self.u0)
-            if self.users is not None:
-                hll_add(self.users, user)
+            self.users, self.u0 = lazy_hll_add(self.users, self.u0, user)
         if result == "fail":
             self.fails += 1
             if user is not None:
@@ -186,13 +180,7 @@ class LongTerm:
         elif result == "ok":
             self.success()
         if user is not None:
-            if self.u0 is None:
-                self.u0 = user
-            elif user != self.u0 and self.users is None:
-                self.users = hll_new()
-                hll_add(self.users, self.u0)
-            if self.users is not None:
-                hll_add(self.users, user)
+            self.users, self.u0 = lazy_hll_add(self.users, self.u0, user)
 
     def success(self) -> None:
         """People behind one NAT share this entry: any success ends the failure streak."""

@@ -25,6 +25,20 @@ def hll_add(regs: bytearray, h: int) -> None:
 _POW = [2.0 ** -r for r in range(65)]
 
 
+def lazy_hll_add(regs: bytearray | None, first: int | None, h: int
+                 ) -> tuple[bytearray | None, int | None]:
+    """Distinct values in bounded memory that costs nothing until a second value appears:
+    remember the first, allocate the sketch on the second distinct one.
+    Use as `regs, first = lazy_hll_add(regs, first, h)`."""
+    if regs is None:
+        if first is None or first == h:
+            return None, h
+        regs = hll_new()
+        hll_add(regs, first)
+    hll_add(regs, h)
+    return regs, first
+
+
 def hll_pos(h: int) -> tuple[int, int]:
     """Register index and rank of a hash: computed once, applied to several sketches."""
     w = (h >> 7) & _MASK
