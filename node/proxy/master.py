@@ -7,6 +7,8 @@ https upstream) and a next_layer decision — ours, which builds the guarded rev
 Not loaded: block (so `block_global` does not exist and nothing is blocked for being
 global), keepserving/readfile (no replay), errorcheck (startup errors are raised by
 `run_node` as one line instead of `sys.exit`), termlog (logging is the caller's).
+Hooks go through `node.proxy.dispatch.HookDispatch`: only the addons that define a hook are
+called for it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from mitmproxy import master, options
 from mitmproxy.addons import core, proxyserver, tlsconfig
 
 from addons import default_addons
+from node.proxy import dispatch
 from node.proxy.context import NodeContext
 from node.proxy.layers import HttpGuard
 from node.proxy.settings import NodeSettings
@@ -26,6 +29,7 @@ class NodeMaster(master.Master):
     def __init__(self, settings: NodeSettings, node: NodeContext, guard: HttpGuard, *,
                  baselines_path: str | None = None) -> None:
         super().__init__(options.Options(), with_termlog=False)
+        dispatch.install(self)
         self.addons.add(core.Core(), proxyserver.Proxyserver(), tlsconfig.TlsConfig())
         self.addons.add(*default_addons(node, guard, baselines_path=baselines_path))
         self.options.update(**mitmproxy_options(settings))
