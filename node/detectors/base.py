@@ -51,6 +51,7 @@ class Detector:
     observes_start: ClassVar[bool] = False    # ... or only on a session's first request
     learned: ClassVar[bool] = False           # silent until the engine's warm-up is done
     actors: ClassVar[frozenset[str]] = frozenset({"session", "ip", "net"})
+    memo: int = 0             # this detector's slot in Endpoint.memo (set by the engine)
 
     def __init__(self, params: Mapping[str, Any], ctx: EngineContext, slot_base: int) -> None:
         self.p = params

@@ -9,6 +9,7 @@ from fnmatch import fnmatchcase
 
 from node.config.model import EndpointRule
 from node.detectors.base import Detector, Finding, Param
+from node.engine.context import UNSET
 
 DEFAULT_CRITICAL = (
     EndpointRule("POST", "*/checkout*"), EndpointRule("POST", "*/payment*"),
@@ -22,7 +23,6 @@ DEFAULT_SENSITIVE = (
     EndpointRule(None, "*/users/*"), EndpointRule(None, "*/accounts/*"),
     EndpointRule(None, "*/invoices/*"),
 )
-_CACHE_MAX = 20_000
 
 
 def matches(rules: tuple[EndpointRule, ...], method: str, template: str, path: str) -> bool:
@@ -44,28 +44,20 @@ class BusinessLogic(Detector):
     slots = ("calls",)
     observes = True
 
-    def __init__(self, params, ctx, slot_base):
-        super().__init__(params, ctx, slot_base)
-        self._cache: dict[tuple, int] = {}
-
-    def _weight(self, ev) -> int:
+    @staticmethod
+    def _weight(ev) -> int:
         rec = ev.rec
-        key = (ev.app.name, rec.method, ev.template)
-        w = self._cache.get(key)
-        if w is None:
-            crit = ev.app.critical or (DEFAULT_CRITICAL if not ev.app.sensitive else ())
-            sens = ev.app.sensitive or (DEFAULT_SENSITIVE if not ev.app.critical else ())
-            w = 2 if matches(crit, rec.method, ev.template, rec.path) else (
-                1 if matches(sens, rec.method, ev.template, rec.path) else 0)
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
-            self._cache[key] = w
-        return w
+        crit = ev.app.critical or (DEFAULT_CRITICAL if not ev.app.sensitive else ())
+        sens = ev.app.sensitive or (DEFAULT_SENSITIVE if not ev.app.critical else ())
+        return 2 if matches(crit, rec.method, ev.template, rec.path) else (
+            1 if matches(sens, rec.method, ev.template, rec.path) else 0)
 
     def observe(self, ev):
-        if ev.rec.status == 404:
-            return False
-        if self._weight(ev):
+        memo = ev.endpoint.memo
+        w = memo[self.memo]
+        if w is UNSET:               # judged once per endpoint (its first path decides)
+            w = memo[self.memo] = self._weight(ev)
+        if w and ev.rec.status != 404:
             for a in ev.actors():
                 self.add(a, 0)
         return False

@@ -10,6 +10,7 @@ its own; an admin page or a technology a person might type is weak until it repe
 import re
 
 from node.detectors.base import Detector, Finding, Param
+from node.engine.context import UNSET
 from node.signatures.probes import probe_kind
 
 # What real API clients never send to a reverse proxy: CONNECT, absolute-form URIs (open
@@ -42,26 +43,20 @@ class ForcedBrowsing(Detector):
     slots = ("weight", "probes")
     observes = True
 
-    def __init__(self, params, ctx, slot_base):
-        super().__init__(params, ctx, slot_base)
-        self._by_template: dict[str, str | None] = {}
-
     def _kind(self, ev) -> str | None:
         rec = ev.rec
         if rec.query:
             return classify(rec.method, rec.path, rec.query)
         # `/api/products/{id}`: paths that differ only in numeric / uuid / hex ids share a
-        # verdict, so a catalogue walk does not miss the path cache on every request.
-        t = ev.template
-        if "{" not in t or "{var}" in t or "{token}" in t or "{email}" in t:
-            return classify(rec.method, rec.path, "")
-        key = rec.method + t
-        kind = self._by_template.get(key, False)
-        if kind is False:
+        # verdict (kept on the endpoint), so a catalogue walk classifies one path, not each.
+        memo = ev.endpoint.memo
+        kind = memo[self.memo]
+        if kind is UNSET:
+            t = ev.template
             kind = classify(rec.method, rec.path, "")
-            if len(self._by_template) >= 20_000:
-                self._by_template.clear()
-            self._by_template[key] = kind
+            if "{" not in t or "{var}" in t or "{token}" in t or "{email}" in t:
+                return kind              # a variable part may itself be the probe
+            memo[self.memo] = kind
         return kind
 
     def observe(self, ev):

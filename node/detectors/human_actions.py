@@ -10,8 +10,7 @@ are not a customer (carding): past `max_checkouts` the detector abstains.
 
 from node.detectors.base import Detector, Finding, Param
 from node.detectors.business_logic import DEFAULT_CRITICAL, matches
-
-_CACHE_MAX = 10_000
+from node.engine.context import UNSET
 
 
 class HumanActions(Detector):
@@ -25,21 +24,15 @@ class HumanActions(Detector):
     slots = ("checkouts",)
     observes = True
 
-    def __init__(self, params, ctx, slot_base):
-        super().__init__(params, ctx, slot_base)
-        self._cache: dict[tuple, bool] = {}
-
     def observe(self, ev):
         rec = ev.rec
         if not ev.unsafe or ev.auth is not None or not 200 <= rec.status < 300:
             return False
-        key = (ev.app.name, rec.method, ev.template)
-        hit = self._cache.get(key)
-        if hit is None:
-            hit = matches(ev.app.critical or DEFAULT_CRITICAL, rec.method, ev.template, rec.path)
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
-            self._cache[key] = hit
+        memo = ev.endpoint.memo
+        hit = memo[self.memo]
+        if hit is UNSET:
+            hit = memo[self.memo] = matches(ev.app.critical or DEFAULT_CRITICAL, rec.method,
+                                            ev.template, rec.path)
         if hit:
             self.add(ev.session, 0)
             self.add(ev.ip, 0)

@@ -11,6 +11,7 @@ enough transitions; its normal is the p99 of finished human-looking sessions' sc
 
 from node.detectors.base import Detector, Finding, Param, fmt
 from node.engine.behavior import COLS, START, TRANS_CELLS, bump, gap_bin, new_seq
+from node.engine.context import UNSET
 
 MAX_GAP = 1800.0     # a pause longer than a session's inactivity timeout is no rhythm
 
@@ -30,22 +31,18 @@ class SuspiciousBehavior(Detector):
 
     def __init__(self, params, ctx, slot_base):
         super().__init__(params, ctx, slot_base)
-        self._keys: dict[tuple, int] = {}
         self._model = None
 
     def observe(self, ev):
         # The hot path of a learned detector: plain list and bytearray stores, no numpy.
-        rec = ev.rec
-        key = (ev.app.name, rec.method, ev.template)
-        st = self._keys.get(key)
-        if st is None:
-            model = self.ctx.behavior
-            st = model.state(key)
+        memo = ev.endpoint.memo
+        st = memo[self.memo]
+        if st is UNSET:
+            st = self.ctx.behavior.state(ev.endpoint.key)
             if st < 0:
-                return False             # states not chosen yet
-            if len(self._keys) >= 20_000:
-                self._keys.clear()
-            self._keys[key] = st
+                return False             # states not chosen yet (the model counts endpoints)
+            memo[self.memo] = st         # the vocabulary is frozen once chosen
+        rec = ev.rec
         s = ev.session
         ext = s.ext
         if ext is None:

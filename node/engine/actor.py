@@ -124,10 +124,10 @@ class Actor:
         ids = self.ids
         if ids is None:
             self.ids = [rid]
-        else:
+        elif n < EVIDENCE_KEEP:
             ids.append(rid)
-            if len(ids) > EVIDENCE_KEEP:
-                del ids[0]
+        else:
+            ids[n % EVIDENCE_KEEP] = rid     # a ring: request n+1 overwrites the oldest
 
     # -- derived features (evaluation time only) --------------------------------------------
     @property
@@ -143,6 +143,9 @@ class Actor:
 
     def evidence(self) -> tuple:
         ids = self.ids or []
+        if self.n > EVIDENCE_KEEP:           # unroll the ring, oldest first
+            k = self.n % EVIDENCE_KEEP
+            ids = ids[k:] + ids[:k]
         if self.first_id is not None and (not ids or ids[0] != self.first_id):
             return (self.first_id, *ids)
         return tuple(ids)
@@ -175,7 +178,8 @@ class ActorTable:
     """Actors by key: LRU order doubles as inactivity order, so expiry and the hard cap are
     both O(1) pops from the old end. `on_end(actor)` sees every actor that leaves."""
 
-    __slots__ = ("kind", "cap", "ttl", "_d", "evictions", "expirations", "on_end", "_ops")
+    __slots__ = ("kind", "cap", "_ttl", "_bucket", "_d", "evictions", "expirations", "on_end",
+                 "_ops")
 
     def __init__(self, kind: str, cap: int, ttl: float,
                  on_end: Callable[[Actor], None] | None = None) -> None:
@@ -196,8 +200,12 @@ class ActorTable:
             self._ops = 0                # learned from, and memory follows live traffic
             self.expire(ts)
             a = d.get(key)
-        if a is not None and ts - a.last_ts <= self.ttl:
-            d.move_to_end(key)
+        if a is not None and ts - a.last_ts <= self._ttl:
+            # Approximate LRU: an actor moves to the young end when its last touch was in
+            # an earlier time bucket, so a burst costs one move, and the order is right to
+            # within a bucket (ttl / 64): expiry and eviction stay O(1) pops from the old end.
+            if ts // self._bucket != a.last_ts // self._bucket:
+                d.move_to_end(key)
             return a
         if a is not None:               # same key after its inactivity timeout: a new actor
             del d[key]
@@ -212,6 +220,15 @@ class ActorTable:
             if self.on_end:
                 self.on_end(old)
         return a
+
+    @property
+    def ttl(self) -> float:
+        return self._ttl
+
+    @ttl.setter
+    def ttl(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._bucket = max(ttl / 64, 1e-3)
 
     def expire(self, now: float) -> int:
         """Drop actors idle longer than the TTL (they sit at the old end)."""

@@ -11,16 +11,35 @@ if TYPE_CHECKING:
     from node.record import RequestRecord
 
 
+UNSET: Any = object()       # an Endpoint memo slot not computed yet
+MEMO_SLOTS = 64            # memo slots of an Endpoint made outside the engine (tests)
+
+
+class Endpoint:
+    """One (application, method, template), made once by the engine and handed to detectors
+    with every request to it. `memo[det.memo]` is a detector's own per-endpoint verdict
+    (is it critical? its behaviour state?), computed on the first request and read after:
+    per-endpoint work leaves the per-request path."""
+
+    __slots__ = ("key", "ei", "er", "memo")
+
+    def __init__(self, key: tuple[str, str, str], ei: int, er: int, slots: int) -> None:
+        self.key = key          # (application, method, template)
+        self.ei = ei            # the template's register and rank in the breadth sketches
+        self.er = er
+        self.memo: list[Any] = [UNSET] * slots
+
+
 class Event:
     """One request as the engine sees it: the record, its endpoint and the actors it touches."""
 
     __slots__ = ("rec", "app", "template", "session", "ip", "net", "unsafe", "new_session",
-                 "auth", "auth_result", "app_index")
+                 "auth", "auth_result", "app_index", "endpoint")
 
     def __init__(self, rec: RequestRecord, app: Application, template: str, session: Actor,
                  ip: Actor, net: Actor | None, unsafe: bool, new_session: bool,
                  auth: AuthEndpoint | None = None, auth_result: str | None = None,
-                 app_index: int = 0) -> None:
+                 app_index: int = 0, endpoint: Endpoint | None = None) -> None:
         self.rec = rec
         self.app = app
         self.template = template
@@ -32,6 +51,7 @@ class Event:
         self.auth = auth                  # the authentication endpoint hit, if any
         self.auth_result = auth_result    # "ok" | "fail" | None (unknown / not auth)
         self.app_index = app_index
+        self.endpoint = endpoint or Endpoint((app.name, rec.method, template), 0, 0, MEMO_SLOTS)
 
     def actors(self) -> tuple[Actor, ...]:
         return (self.session, self.ip) if self.net is None else (self.session, self.ip, self.net)

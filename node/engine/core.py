@@ -3,7 +3,8 @@ confidence per bot type → decisions. No mitmproxy, no wall clock: time is the 
 
 Per request the engine does O(1) work: a few dict lookups, the actors' running counters, and
 the observing detectors' O(1) updates. Full evaluation of an actor (every detector, then the
-scorer) runs at checkpoints — its 2nd, 3rd, 5th, 8th, 12th request, then every 8th — and
+scorer) runs at checkpoints — its 4th and 12th request, every 16th to 256, then every 32nd
+and, past 1024, every 64th — and
 whenever a signature detector asks for it (a probe, an attack tool's user agent).
 
 Besides the session / IP / network actors, two bounded tables serve the account-takeover
@@ -43,7 +44,7 @@ from node.engine.auth import (
     slash24,
 )
 from node.engine.baselines import Baselines
-from node.engine.context import EngineContext, Event
+from node.engine.context import Endpoint, EngineContext, Event
 from node.engine.decision import Decision
 from node.engine.sketch import hll_add, hll_count, hll_new, hll_pos
 from node.engine.templates import TemplateInferrer
@@ -65,10 +66,15 @@ SCORE_MIN_TRANSITIONS = 20    # finished sessions whose behaviour score is learn
 LOGIN_CARRY = 120.0          # s: a new session right after a successful login continues it
 RECENT_OK_CAP = 10_000
 SEMANTICS_CAP = 1_000
+ENDPOINTS_CAP = 50_000
 
 
 def _checkpoint(n: int) -> bool:
-    return n in _EARLY or (n >= 16 and not n & 15)
+    """Full evaluations thin out as an actor grows: its counters move less per request, and
+    a long session is evaluated every 16th request to 256, every 32nd to 1024, then 64th."""
+    if n < 256:
+        return n in _EARLY or (n >= 16 and not n & 15)
+    return not n & (31 if n < 1024 else 63)
 
 
 class Engine:
@@ -115,6 +121,7 @@ class Engine:
             params = {**cls.defaults(), **config.detectors.get(cls.name, {})}
             det = cls(params, self.ctx, base)
             det.vote_idx = tuple((_TYPE_INDEX[t], t, w) for t, w in cls.votes.items())
+            det.memo = len(detectors)
             base += len(cls.slots)
             detectors.append(det)
         self.ctx.ext_size = base
@@ -141,7 +148,9 @@ class Engine:
         self._exceptions = config.exceptions
         self._v6_prefix = config.limits.ipv6_prefix
         self._net_cache: dict[str, str | None] = {}
-        self._ep_cache: dict[str, tuple[int, int]] = {}
+        # Per application: template → method → Endpoint (keys whose hashes strings cache).
+        self._endpoints: list[dict[str, dict[str, Endpoint]]] = [{} for _ in self.apps]
+        self._n_endpoints = 0
         lim = config.limits
         for table, cap, ttl in ((self.sessions, lim.sessions, lim.session_timeout),
                                 (self.ips, lim.ips, lim.ip_ttl),
@@ -152,13 +161,21 @@ class Engine:
         """Swap in a new configuration; actors and learned baselines are kept."""
         self._build(config)
 
-    def _ep_pos(self, template: str) -> tuple[int, int]:
-        pos = self._ep_cache.get(template)
-        if pos is None:
-            if len(self._ep_cache) >= 50_000:
-                self._ep_cache.clear()
-            pos = self._ep_cache[template] = hll_pos(hash(template))
-        return pos
+    def _endpoint(self, ai: int, method: str, template: str) -> Endpoint:
+        by_method = self._endpoints[ai].get(template)
+        if by_method is None:
+            if self._n_endpoints >= ENDPOINTS_CAP:    # bounded: refills with the live ones
+                for d in self._endpoints:
+                    d.clear()
+                self._n_endpoints = 0
+            by_method = self._endpoints[ai][template] = {}
+        ep = by_method.get(method)
+        if ep is None:
+            ei, er = hll_pos(hash(template))
+            ep = by_method[method] = Endpoint((self.apps[ai].name, method, template), ei, er,
+                                              len(self.detectors))
+            self._n_endpoints += 1
+        return ep
 
     def _net_key(self, ip: str) -> str | None:
         key = self._net_cache.get(ip, False)
@@ -199,7 +216,12 @@ class Engine:
         rid = rec.id if rec.id is not None else self.requests
         q = rec.query
         pi, pr = hll_pos(hash((rec.path, q)) if q else hash(rec.path))
-        ei, er = self._ep_pos(tmpl)
+        method = rec.method
+        by_method = self._endpoints[ai].get(tmpl)
+        ep = by_method.get(method) if by_method is not None else None
+        if ep is None:
+            ep = self._endpoint(ai, method, tmpl)
+        ei, er = ep.ei, ep.er
         unsafe = rec.method not in _SAFE
         has_q = bool(q)
         status, rq, rs = rec.status, rec.req_bytes, rec.resp_bytes
@@ -230,7 +252,7 @@ class Engine:
                 result = auth_result(auth, status)
                 if result is None and not auth.success:
                     result = self._default_result(ai, tmpl, status)
-        ev = Event(rec, app, tmpl, sess, ip, net, unsafe, new_session, auth, result, ai)
+        ev = Event(rec, app, tmpl, sess, ip, net, unsafe, new_session, auth, result, ai, ep)
         if auth is not None:
             self._auth_attempt(ev, ai, ts)
         elif sess.auth is not None and sess.auth.login_only:
