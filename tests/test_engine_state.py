@@ -71,7 +71,7 @@ def test_templates_bounded_under_a_flood_of_paths():
     t = TemplateInferrer(max_paths=1000, max_parents=100)
     for i in range(20000):
         t.template(f"/x{i}/y{i}/z")
-    assert len(t._cache) <= 1000 and len(t._children) <= 100
+    assert len(t.cache) <= 1000 and len(t._children) <= 100
 
 
 def test_baselines_learn_and_survive_save_load(tmp_path):

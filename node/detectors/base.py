@@ -30,7 +30,7 @@ class Param:
     help: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)       # not frozen: frozen init costs ~4x, and one is made per evaluation
 class Finding:
     value: float
     normal: str                   # human-readable normal range, e.g. "< 10"
@@ -49,6 +49,8 @@ class Detector:
     observes: ClassVar[bool] = False          # observe() runs on every request ...
     observes_auth: ClassVar[bool] = False     # ... or only on authentication attempts
     observes_start: ClassVar[bool] = False    # ... or only on a session's first request
+    observes_query: ClassVar[bool] = False    # ... or only on requests with a query string
+    observes_unsafe: ClassVar[bool] = False   # ... or only on unsafe methods (POST, ...)
     learned: ClassVar[bool] = False           # silent until the engine's warm-up is done
     actors: ClassVar[frozenset[str]] = frozenset({"session", "ip", "net"})
     memo: int = 0             # this detector's slot in Endpoint.memo (set by the engine)

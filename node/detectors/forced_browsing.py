@@ -64,10 +64,13 @@ class ForcedBrowsing(Detector):
         if kind is None:
             return False
         w = WEIGHTS.get(kind, 0.5)
+        rising = False
         for a in ev.actors():
-            self.add(a, 0, w)
+            rising = self.add(a, 0, w) - w < 1.0 or rising
             self.add(a, 1)
-        return True
+        # Evaluate now while the evidence is still rising; past full strength, a scanner's
+        # thousandth probe changes nothing the regular checkpoints would not see.
+        return rising
 
     def evaluate(self, actor, ev):
         weight = self.get(actor, 0)

@@ -22,11 +22,11 @@ class HumanActions(Detector):
                                  help="requests after a login that make it 'followed by use'"),
               "max_checkouts": Param(5, "int", minimum=1)}
     slots = ("checkouts",)
-    observes = True
+    observes_unsafe = True
 
     def observe(self, ev):
         rec = ev.rec
-        if not ev.unsafe or ev.auth is not None or not 200 <= rec.status < 300:
+        if ev.auth is not None or not 200 <= rec.status < 300:
             return False
         memo = ev.endpoint.memo
         hit = memo[self.memo]

@@ -30,12 +30,10 @@ class QueryAbuse(Detector):
               "min_varied": Param(10, "int", minimum=3),
               "loop_share": Param(0.8, maximum=1.0)}
     slots = ("shape", "query", "varied")
-    observes = True
+    observes_query = True
 
     def observe(self, ev):
         q = ev.rec.query
-        if not q:
-            return False
         shape = _shape(ev.template, q)
         qh = hash(q)
         for a in (ev.session, ev.ip):

@@ -46,7 +46,7 @@ from node.engine.auth import (
 from node.engine.baselines import Baselines
 from node.engine.context import Endpoint, EngineContext, Event
 from node.engine.decision import Decision
-from node.engine.sketch import hll_add, hll_count, hll_new, hll_pos
+from node.engine.sketch import RANK_MASK, hll_add, hll_count, hll_new, hll_pos
 from node.engine.templates import TemplateInferrer
 from node.goodbots import VERIFIED, GoodBotVerifier
 from node.record import RequestRecord
@@ -132,7 +132,11 @@ class Engine:
                     a.ext = None
         self._layout = layout
         self.detectors = detectors
+        # Who observes what: every request, or only a session's first request, requests
+        # with a query string, unsafe methods, authentication attempts (no call otherwise).
         self.observers = [d for d in detectors if d.observes]
+        self.query_observers = [d for d in detectors if d.observes_query and not d.observes]
+        self.unsafe_observers = [d for d in detectors if d.observes_unsafe and not d.observes]
         # Per actor kind, the detectors that judge it (all, and those not waiting to learn).
         kinds = ("session", "ip", "net")
         self._by_kind = {k: [d for d in detectors if k in d.actors] for k in kinds}
@@ -142,6 +146,8 @@ class Engine:
         self.apps: tuple[Application, ...] = config.applications
         self._inferrers = [TemplateInferrer(a.templates) for a in self.apps]
         self._router = AppRouter(self.apps)
+        self._multi_app = len(self.apps) > 1
+        self._template_cache = [inf.cache for inf in self._inferrers]
         self._auth = AuthMatcher(self.apps)
         self._profiles: list[Profile | None] = [
             next((p for p in config.profiles if p.covers(a.name)), None) for a in self.apps]
@@ -193,9 +199,12 @@ class Engine:
     # -- the hot path -------------------------------------------------------------------------
     def process(self, rec: RequestRecord) -> list[Decision]:
         self.requests += 1
-        ai = self._router.index(rec.host)
+        ai = self._router.index(rec.host) if self._multi_app else 0
         app = self.apps[ai]
-        tmpl = self._inferrers[ai].template(rec.path)
+        path = rec.path
+        tmpl = self._template_cache[ai].get(path)
+        if tmpl is None:
+            tmpl = self._inferrers[ai].template(path)
         ts = rec.ts
         skey: tuple = (ai, "", rec.session) if rec.session else (ai, rec.ip, rec.ua, rec.ja3)
         sess = self.sessions.touch(skey, ts)
@@ -215,7 +224,9 @@ class Engine:
             return _NO_DECISIONS
         rid = rec.id if rec.id is not None else self.requests
         q = rec.query
-        pi, pr = hll_pos(hash((rec.path, q)) if q else hash(rec.path))
+        h = hash((path, q)) if q else hash(path)     # hll_pos, inlined: once per request
+        w = (h >> 7) & RANK_MASK
+        pi, pr = h & 127, (w & -w).bit_length() if w else 58
         method = rec.method
         by_method = self._endpoints[ai].get(tmpl)
         ep = by_method.get(method) if by_method is not None else None
@@ -265,17 +276,28 @@ class Engine:
         for det in self.observers:
             if det.observe(ev):
                 trigger = True
-        if auth is not None:
-            for det in self.auth_observers:
+        if unsafe:
+            for det in self.unsafe_observers:
+                if det.observe(ev):
+                    trigger = True
+            if auth is not None:
+                for det in self.auth_observers:
+                    if det.observe(ev):
+                        trigger = True
+        if has_q:
+            for det in self.query_observers:
                 if det.observe(ev):
                     trigger = True
         if not (sess.flagged or ip.flagged):
             self.baselines.learn(app.name, tmpl, rec.duration_ms, rs, rq)
 
+        # Checkpoints are multiples of 16 or early ones: a cheap test before the real one.
         out: list[Decision] | None = None
-        if trigger or _checkpoint(sess.n):
+        n = sess.n
+        if trigger or ((not n & 15 or n in _EARLY) and _checkpoint(n)):
             out = self._evaluate(sess, ev, ai, out)
-        if ip.nsess >= 2 and (trigger or _checkpoint(ip.n)):
+        n = ip.n
+        if ip.nsess >= 2 and (trigger or ((not n & 15 or n in _EARLY) and _checkpoint(n))):
             out = self._evaluate(ip, ev, ai, out)
         if net is not None and net.nips >= 2 and (trigger or _checkpoint(net.n)):
             out = self._evaluate(net, ev, ai, out)

@@ -6,7 +6,8 @@ import math
 
 _M = 128                     # registers: ~9% standard error; linear counting exact-ish < 300
 _ALPHA = 0.7213 / (1 + 1.079 / _M) * _M * _M   # HyperLogLog bias constant
-_MASK = (1 << 57) - 1
+RANK_MASK = (1 << 57) - 1   # the hash bits a register rank is read from
+_MASK = RANK_MASK
 
 
 def hll_new() -> bytearray:

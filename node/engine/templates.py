@@ -71,19 +71,19 @@ class TemplateInferrer:
     def __init__(self, configured: tuple[str, ...] = (), max_paths: int = 50_000,
                  max_parents: int = 5_000) -> None:
         self._configured = _Configured(configured) if configured else None
-        self._cache: dict[str, str] = {}
+        self.cache: dict[str, str] = {}          # path → template (the engine reads it)
         self._max_paths = max_paths
         self._children: dict[str, set[str] | None] = {}   # parent template → literals (None=var)
         self._max_parents = max_parents
 
     def template(self, path: str) -> str:
-        t = self._cache.get(path)
+        t = self.cache.get(path)
         if t is not None:
             return t
         t = self._infer(path)
-        if len(self._cache) >= self._max_paths:
-            self._cache.clear()          # cheap bounded cache: refills with the hot paths
-        self._cache[path] = t
+        if len(self.cache) >= self._max_paths:
+            self.cache.clear()          # cheap bounded cache: refills with the hot paths
+        self.cache[path] = t
         return t
 
     def _infer(self, path: str) -> str:
@@ -120,6 +120,6 @@ class TemplateInferrer:
         kids.add(seg)
         if len(kids) > VARIABLE_AFTER:
             self._children[parent] = None
-            self._cache.clear()          # earlier literal templates under it are now stale
+            self.cache.clear()          # earlier literal templates under it are now stale
             return "{var}"
         return None
