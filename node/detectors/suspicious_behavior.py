@@ -24,7 +24,7 @@ class SuspiciousBehavior(Detector):
                                        help="a session's calls before its path is judged"),
               "floor": Param(0.5, help="divergence (nats per call) that is never unusual"),
               "p99_factor": Param(1.0, minimum=1.0)}
-    slots = ("prev", "prev_ts")
+    slots = ("prev", "prev_ts", "scored_n", "score")
     observes = True
     learned = True
     actors = frozenset({"session"})
@@ -83,10 +83,17 @@ class SuspiciousBehavior(Detector):
         if (actor.seq is None or actor.n <= self.p["min_transitions"] or not model.ready
                 or model.score_pct is None):
             return None
-        r = model.score(actor.seq)
-        if r is None or r[2] < self.p["min_transitions"]:
+        # Scoring reads the whole sequence (numpy, ~10 µs): a session's score moves slowly,
+        # so it is recomputed once the session has grown by a quarter since the last one.
+        scored_n = self.get(actor, 2)
+        if actor.n >= scored_n * 1.25:
+            r = model.score(actor.seq)
+            ok = r is not None and r[2] >= self.p["min_transitions"]
+            self.set(actor, 2, actor.n)
+            self.set(actor, 3, r[0] if ok else -1.0)
+        score = self.get(actor, 3)
+        if score < 0:
             return None
-        score = r[0]
         p50, _, p99 = model.score_pct
         limit = max(self.p["floor"], p99 * self.p["p99_factor"])
         # Beyond the normal's p99, full strength one normal spread (p99 - p50) further out.
