@@ -24,7 +24,7 @@ def test_actor_table_cap_evicts_least_recently_used():
 def test_actor_table_inactivity_timeout_starts_a_new_actor():
     t = ActorTable("session", cap=10, ttl=1800)
     a = t.touch("s", 0.0)
-    a.observe(0.0, 1, 1, 2, 1, 200, False, False, 0, 0, 1)
+    a.observe(0.0, 1, 2, 1, 200, False, False, 0, 0, 1)
     assert t.touch("s", 1799.0) is a
     b = t.touch("s", 1799.0 + 1801.0)
     assert b is not a and b.n == 0 and t.expirations == 1

@@ -1,15 +1,14 @@
 """Request uniqueness: nearly every request asks for something new (path + query).
 
 People come back to lists, carts and pages they saw; a scraper walks a catalogue once.
-Distinct requests are counted in the actor's HyperLogLog sketch, whose estimate is off by
-up to about 10 % (two standard errors at 128 registers): a walk that never repeats can read 0.9, so
-the comparison allows that error rather than missing the walk by the sketch's noise.
+Distinct requests are counted in the actor's linear-counting bitmap (engine.sketch), whose
+estimate is off by up to about 5 % (two standard errors): a walk that never repeats can read
+0.95, so the comparison allows that error rather than missing the walk by the sketch's noise.
 """
 
 from node.detectors.base import Detector, Finding, Param, fmt
-from node.engine.sketch import hll_count
 
-SKETCH_ERROR = 0.1
+SKETCH_ERROR = 0.05
 
 
 class RequestUniqueness(Detector):
@@ -21,7 +20,7 @@ class RequestUniqueness(Detector):
     def evaluate(self, actor, ev):
         if actor.n < 20:
             return None
-        uniq = min(hll_count(actor.uniques), actor.n)
+        uniq = min(actor.distinct_requests(), actor.n)
         ratio = uniq / actor.n
         limit = self.p["max_ratio"]
         fired = ratio >= limit - SKETCH_ERROR and uniq >= self.p["min_unique"]

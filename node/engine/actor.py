@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from node.engine.sketch import hll_add, hll_new
+from node.engine.sketch import LC_ROTATE, hll_add, hll_new, lc_count, lc_fill, lc_new
 
 if TYPE_CHECKING:
     from node.engine.auth import AuthStats
@@ -26,7 +26,7 @@ class Actor:
         "iv_n", "iv_mean", "iv_m2", "endpoints", "uniques", "n_err", "n_404", "n_5xx",
         "n_unsafe", "n_query", "req_bytes", "resp_bytes", "ua", "ua_kind", "ids", "first_id",
         "ext", "h0", "s0", "decided", "human", "flagged", "ips", "sessions", "uas", "blocked",
-        "nsess", "nips", "humans", "auth", "seq",
+        "nsess", "nips", "humans", "auth", "seq", "u_banked",
     )
 
     def __init__(self, kind: str, key: Any, ts: float) -> None:
@@ -42,7 +42,8 @@ class Actor:
         self.iv_mean = 0.0
         self.iv_m2 = 0.0
         self.endpoints: bytearray | None = None   # HLL of endpoint templates (breadth)
-        self.uniques: bytearray | None = None     # HLL of path+query (uniqueness)
+        self.uniques: bytearray | None = None     # bitmap of path+query (uniqueness)
+        self.u_banked = 0               # distinct path+query counted in earlier bitmaps
         self.n_err = 0
         self.n_404 = 0
         self.n_5xx = 0
@@ -71,10 +72,11 @@ class Actor:
         self.seq: bytearray | None = None       # sessions: transition / gap counts (behavior)
 
     # -- per-request update: O(1), a handful of arithmetic operations ------------------------
-    def observe(self, ts: float, pi: int, pr: int, ei: int, er: int, status: int,
+    def observe(self, ts: float, pi: int, ei: int, er: int, status: int,
                 unsafe: bool, has_query: bool, req_bytes: int, resp_bytes: int, rid: Any) -> None:
-        """(pi, pr) and (ei, er): register index and rank of the request's path+query and
-        endpoint hashes in the sketches, computed once per request by the engine."""
+        """pi: the request's path+query bit in the uniqueness bitmap (0..1023); (ei, er):
+        register index and rank of its endpoint in the breadth sketch — computed once per
+        request by the engine."""
         n = self.n
         if n:
             gap = ts - self.last_ts
@@ -89,23 +91,21 @@ class Actor:
             ep = self.endpoints
             if ep is None:                  # allocated on the 2nd request: floods stay small
                 ep = self.endpoints = hll_new()
-                self.uniques = hll_new()
-                h0 = self.h0                 # packed: pi | pr << 7 | ei << 13 | er << 20
-                self.uniques[h0 & 127] = h0 >> 7 & 63
-                ep[h0 >> 13 & 127] = h0 >> 20
+                u = self.uniques = lc_new()
+                h0 = self.h0                 # packed: pi | ei << 10 | er << 17
+                u[h0 >> 3 & 127] |= 1 << (h0 & 7)
+                ep[h0 >> 10 & 127] = h0 >> 17
                 self.h0 = None
             if ep[ei] < er:
                 ep[ei] = er
-            u = self.uniques
-            if u[pi] < pr:
-                u[pi] = pr
+            self.uniques[pi >> 3] |= 1 << (pi & 7)
             r = self.rate / RATE_TAU
             if r > self.peak_rate:
                 self.peak_rate = r
         else:
             self.rate = 1.0
             self.first_id = rid
-            self.h0 = pi | pr << 7 | ei << 13 | er << 20   # one small int, not a tuple
+            self.h0 = pi | ei << 10 | er << 17   # one small int, not a tuple
         if ts > self.last_ts:
             self.last_ts = ts
         self.n = n + 1
@@ -136,6 +136,20 @@ class Actor:
             return None
         var = self.iv_m2 / (self.iv_n - 1)
         return math.sqrt(max(var, 0.0)) / self.iv_mean
+
+    def distinct_requests(self) -> float:
+        """Distinct path+query estimate (evaluation time). A bitmap past half full is banked
+        and reset, so the count stays accurate however long the actor lives (a value seen
+        in two bitmaps counts twice: uniqueness within windows of ~700 distinct requests)."""
+        u = self.uniques
+        if u is None:
+            return float(min(self.n, 1))
+        est = lc_count(u)
+        if lc_fill(u) >= LC_ROTATE:
+            self.u_banked += round(est)
+            u[:] = bytes(len(u))
+            return float(self.u_banked)
+        return self.u_banked + est
 
     @property
     def duration(self) -> float:

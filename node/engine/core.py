@@ -46,7 +46,7 @@ from node.engine.auth import (
 from node.engine.baselines import Baselines
 from node.engine.context import Endpoint, EngineContext, Event
 from node.engine.decision import Decision
-from node.engine.sketch import RANK_MASK, hll_add, hll_count, hll_new, hll_pos
+from node.engine.sketch import hll_add, hll_count, hll_new, hll_pos
 from node.engine.templates import TemplateInferrer
 from node.goodbots import VERIFIED, GoodBotVerifier
 from node.record import RequestRecord
@@ -224,9 +224,7 @@ class Engine:
             return _NO_DECISIONS
         rid = rec.id if rec.id is not None else self.requests
         q = rec.query
-        h = hash((path, q)) if q else hash(path)     # hll_pos, inlined: once per request
-        w = (h >> 7) & RANK_MASK
-        pi, pr = h & 127, (w & -w).bit_length() if w else 58
+        pi = (hash((path, q)) if q else hash(path)) & 1023   # its bit in the uniqueness bitmap
         method = rec.method
         by_method = self._endpoints[ai].get(tmpl)
         ep = by_method.get(method) if by_method is not None else None
@@ -236,10 +234,10 @@ class Engine:
         unsafe = rec.method not in _SAFE
         has_q = bool(q)
         status, rq, rs = rec.status, rec.req_bytes, rec.resp_bytes
-        sess.observe(ts, pi, pr, ei, er, status, unsafe, has_q, rq, rs, rid)
-        ip.observe(ts, pi, pr, ei, er, status, unsafe, has_q, rq, rs, rid)
+        sess.observe(ts, pi, ei, er, status, unsafe, has_q, rq, rs, rid)
+        ip.observe(ts, pi, ei, er, status, unsafe, has_q, rq, rs, rid)
         if net is not None:
-            net.observe(ts, pi, pr, ei, er, status, unsafe, has_q, rq, rs, rid)
+            net.observe(ts, pi, ei, er, status, unsafe, has_q, rq, rs, rid)
         if new_session:
             h = hash(skey)
             ip.nsess += 1
@@ -608,7 +606,7 @@ def _features(actor: Actor, fired: list) -> dict[str, float]:
     """The heatmap axes of the console (SPEC §8) for this actor at decision time."""
     values = {d.name: f.value for d, f in fired}
     n = max(actor.n, 1)
-    uniq = min(hll_count(actor.uniques), n) if actor.uniques is not None else 1.0
+    uniq = min(actor.distinct_requests(), n)
     return {
         "rps": round(actor.peak_rate, 3),
         "request_interval_cv": round(actor.interval_cv or 0.0, 3),

@@ -6,8 +6,7 @@ import math
 
 _M = 128                     # registers: ~9% standard error; linear counting exact-ish < 300
 _ALPHA = 0.7213 / (1 + 1.079 / _M) * _M * _M   # HyperLogLog bias constant
-RANK_MASK = (1 << 57) - 1   # the hash bits a register rank is read from
-_MASK = RANK_MASK
+_MASK = (1 << 57) - 1
 
 
 def hll_new() -> bytearray:
@@ -58,6 +57,30 @@ def hll_count(regs: bytearray | None) -> float:
     if est <= 2.5 * _M and zeros:
         return _M * math.log(_M / zeros)       # linear counting: exact-ish for small sets
     return est
+
+
+# -- linear counting: distinct requests of one actor, where the exact share matters ------------
+# 1024 bits in the 128 bytes a HyperLogLog would take: a standard error of about 2.5 % up to
+# half full (~700 distinct values), against 6-9 % for 128 registers in that range. The
+# uniqueness share of a walk (1.0) and of a person (lower) then stay apart at any hash seed.
+LC_BITS = 1024
+LC_ROTATE = 0.5              # fill at which a bitmap's count is banked and the bitmap reset
+
+
+def lc_new() -> bytearray:
+    return bytearray(LC_BITS // 8)
+
+
+def lc_count(bits: bytearray) -> float:
+    """Distinct values set in a bitmap (linear counting: m ln(m / zeros))."""
+    zeros = LC_BITS - int.from_bytes(bits).bit_count()
+    if zeros == 0:
+        zeros = 1                               # saturated: the estimate's ceiling
+    return LC_BITS * math.log(LC_BITS / zeros)
+
+
+def lc_fill(bits: bytearray) -> float:
+    return int.from_bytes(bits).bit_count() / LC_BITS
 
 
 def hll_merge(into: bytearray, other: bytearray) -> None:
