@@ -3,9 +3,9 @@ confidence per bot type → decisions. No mitmproxy, no wall clock: time is the 
 
 Per request the engine does O(1) work: a few dict lookups, the actors' running counters, and
 the observing detectors' O(1) updates. Full evaluation of an actor (every detector, then the
-scorer) runs at checkpoints — its 4th and 12th request, every 16th to 256, then every 32nd
-and, past 1024, every 64th — and
-whenever a signature detector asks for it (a probe, an attack tool's user agent).
+scorer) runs at checkpoints — its 4th and 12th request, every 16th to 64, every 32nd to 1024,
+then every 64th — and whenever a signature detector asks for it (a probe, an attack tool's
+user agent, a login-only session).
 
 Besides the session / IP / network actors, two bounded tables serve the account-takeover
 detectors (engine.auth): login-only clusters per (application, user agent) and per IPv4 /24
@@ -71,8 +71,8 @@ ENDPOINTS_CAP = 50_000
 
 def _checkpoint(n: int) -> bool:
     """Full evaluations thin out as an actor grows: its counters move less per request, and
-    a long session is evaluated every 16th request to 256, every 32nd to 1024, then 64th."""
-    if n < 256:
+    a long session is evaluated every 16th request to 64, every 32nd to 1024, then 64th."""
+    if n < 64:
         return n in _EARLY or (n >= 16 and not n & 15)
     return not n & (31 if n < 1024 else 63)
 
