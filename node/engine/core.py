@@ -66,7 +66,7 @@ SCORE_MIN_TRANSITIONS = 20    # finished sessions whose behaviour score is learn
 LOGIN_CARRY = 120.0          # s: a new session right after a successful login continues it
 RECENT_OK_CAP = 10_000
 SEMANTICS_CAP = 1_000
-ENDPOINTS_CAP = 50_000
+ENDPOINTS_CAP = 20_000        # (application, method, template) objects with their memo slots
 
 
 def _checkpoint(n: int) -> bool:
