@@ -1,8 +1,10 @@
 """Engine state: bounded actor tables, sketches, templates, baselines persistence."""
 
+import random
+
 import pytest
 
-from node.engine.actor import ActorTable
+from node.engine.actor import EVIDENCE_KEEP, Actor, ActorTable
 from node.engine.baselines import Baselines
 from node.engine.sketch import hll_add, hll_count, hll_new
 from node.engine.templates import TemplateInferrer, classify_segment
@@ -19,6 +21,38 @@ def test_actor_table_cap_evicts_least_recently_used():
     for i in range(99):
         t.touch(f"k{i}", 10.0)
     assert t.get("10.0.3.231") is not None
+
+
+def test_actor_table_order_is_right_to_a_time_bucket():
+    """A hot actor is moved at most once per bucket (ttl / 64), yet never falls behind keys
+    first seen a bucket after its last touch: evictions still take the idle ones."""
+    t = ActorTable("ip", cap=50, ttl=64)          # 1 s buckets
+    for i in range(2000):
+        ts = i * 0.01                              # the hot key every 10th touch, 20 s in all
+        t.touch("hot" if i % 10 == 0 else f"k{i}", ts)
+    assert t.get("hot") is not None and len(t) == 50
+
+
+def test_evidence_keeps_the_first_and_last_requests_in_order():
+    a = Actor("session", "s", 0.0)
+    for i in range(1, 31):
+        a.observe(float(i), i % 1024, 0, 1, 200, False, False, 0, 0, i)
+    assert a.evidence() == (1, *range(31 - EVIDENCE_KEEP, 31))
+
+
+def test_distinct_requests_exact_enough_short_and_long():
+    rng = random.Random(3)
+    walk = Actor("session", "w", 0.0)
+    person = Actor("session", "p", 0.0)
+    pages = [hash(f"/p/{i}") & 1023 for i in range(40)]
+    for i in range(5000):                  # a walk that never repeats, ~7 bitmaps long
+        walk.observe(float(i), hash(f"/item/{i}") & 1023, 0, 1, 200, False, False, 0, 0, i)
+        if i % 97 == 0:
+            walk.distinct_requests()       # evaluations bank a bitmap past half full
+        if i < 400:                        # a person coming back to 40 pages
+            person.observe(float(i), rng.choice(pages), 0, 1, 200, False, False, 0, 0, i)
+    assert walk.distinct_requests() / walk.n >= 0.95
+    assert 30 <= person.distinct_requests() <= 45
 
 
 def test_actor_table_inactivity_timeout_starts_a_new_actor():
