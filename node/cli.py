@@ -111,9 +111,24 @@ def _dispatch(args) -> int:
     raise PalisadeError(f"unknown command {cmd!r}")
 
 
+def _reproducible(args) -> None:
+    """`palisade replay` re-executes itself once with a fixed hash seed: the sketches read
+    `hash()`, which Python salts per process, so the same logs would otherwise give a few
+    different detections run after run. (The live node keeps the random salt: its keys are
+    attacker-chosen, and the salt is what stops hash flooding.)"""
+    if args.command == "replay" and "PYTHONHASHSEED" not in os.environ:
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        try:
+            os.execve(sys.executable, [sys.executable, "-m", "node.cli", *sys.argv[1:]], env)
+        except OSError:
+            pass                         # could not re-execute: run as we are
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None:
+        _reproducible(args)
     try:
         return _dispatch(args)
     except PalisadeError as e:
