@@ -9,8 +9,10 @@ computed at evaluation only. Silent until the engine is warmed up and the model 
 enough transitions; its normal is the p99 of finished human-looking sessions' scores.
 """
 
+from bisect import bisect_right
+
 from node.detectors.base import Detector, Finding, Param, fmt
-from node.engine.behavior import COLS, START, TRANS_CELLS, bump, gap_bin, new_seq
+from node.engine.behavior import COLS, GAP_EDGES, START, TRANS_CELLS, bump, new_seq
 from node.engine.context import UNSET
 
 MAX_GAP = 1800.0     # a pause longer than a session's inactivity timeout is no rhythm
@@ -49,12 +51,12 @@ class SuspiciousBehavior(Detector):
             self.set(s, 0, 0)
             ext = s.ext
         b = self.base
-        prev = int(ext[b])
+        prev = ext[b]                        # stored as an int: no conversion needed
         ts = rec.ts
         ext[b] = st + 1
         if prev:
             gap = ts - ext[b + 1]
-            row, gbin = prev - 1, gap_bin(gap) if 0 <= gap <= MAX_GAP else -1
+            row, gbin = prev - 1, bisect_right(GAP_EDGES, gap) if 0 <= gap <= MAX_GAP else -1
         else:
             row, gbin = START, -1
         ext[b + 1] = ts
@@ -69,7 +71,11 @@ class SuspiciousBehavior(Detector):
             else:
                 bump(seq, cell)
             if gbin >= 0:
-                bump(seq, TRANS_CELLS + gbin)
+                g = TRANS_CELLS + gbin
+                if seq[g] < 255:
+                    seq[g] += 1
+                else:
+                    bump(seq, g)
         if not (s.flagged or ev.ip.flagged):
             model = self._model
             if model is None or model is not self.ctx.baselines.behavior:

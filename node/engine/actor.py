@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 EVIDENCE_KEEP = 12           # ids of the most recent requests kept as evidence
 RATE_TAU = 30.0              # seconds: time constant of the decayed request-rate counter
 MAX_GAP = 600.0              # inter-arrival gaps above this are pauses, not rhythm
+_NEG_INV_TAU = -1.0 / RATE_TAU
+_exp = math.exp
 
 
 class Actor:
@@ -82,7 +84,7 @@ class Actor:
             gap = ts - self.last_ts
             if gap < 0:
                 gap = 0.0
-            self.rate = self.rate * math.exp(-gap / RATE_TAU) + 1.0
+            self.rate = self.rate * _exp(gap * _NEG_INV_TAU) + 1.0
             if gap <= MAX_GAP:
                 self.iv_n += 1
                 d = gap - self.iv_mean
