@@ -18,6 +18,7 @@ from node.iplists import IPLists, IPListStore, db_path
 from node.metrics import NodeMetrics
 from node.proxy.admin import create_admin_app
 from node.proxy.context import NodeContext
+from node.proxy.gcpolicy import GenerationalFreeze
 from node.proxy.layers import HttpGuard
 from node.proxy.recorder import RecordWriter
 from node.proxy.settings import NodeSettings
@@ -57,12 +58,16 @@ def make_engine(engine_config: EngineConfig, state_dir: str):
 
 
 class RunningNode:
-    """A started node. `proxy_addrs` / `admin_addr` are the bound addresses (port 0 works)."""
+    """A started node. `proxy_addrs` / `admin_addr` are the bound addresses (port 0 works).
+    `gc`: the process's garbage-collection policy, for a process that is the node (the
+    CLI); embedded (tests) the interpreter's own policy stays."""
 
     def __init__(self, settings: NodeSettings, engine_config: EngineConfig, *,
                  registry: CollectorRegistry | None = None, engine=None,
-                 with_engine: bool = True) -> None:
+                 with_engine: bool = True, gc: GenerationalFreeze | None = None) -> None:
         self.settings = settings
+        self.gc = gc
+        self._gc_task: asyncio.Task | None = None
         if registry is None:
             registry = CollectorRegistry()
             for c in (ProcessCollector, PlatformCollector, GCCollector):
@@ -143,7 +148,21 @@ class RunningNode:
             await asyncio.sleep(0.005)   # running() hooks fire right after run() starts
         if self._run.done():
             self._run.result()
+        if self.gc is not None:
+            self.gc.start()
+            self._gc_task = asyncio.get_running_loop().create_task(self._gc_loop(), name="gc")
         logger.info("node listening on %s, upstream %s", self.proxy_addrs, s.upstream)
+
+    async def _gc_loop(self) -> None:
+        assert self.gc is not None
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                self.gc.tick()
+            except Exception:
+                logger.exception("gc policy failed; back to the interpreter's own")
+                self.gc.stop()
+                return
 
     async def wait(self) -> None:
         assert self._run is not None
@@ -151,6 +170,11 @@ class RunningNode:
 
     async def stop(self) -> None:
         """Stop listening, finish the master (done() hooks), release files."""
+        if self._gc_task is not None:
+            self._gc_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._gc_task
+            self._gc_task = None
         if self.master is not None:
             ps = self.master.addons.get("proxyserver")
             with contextlib.suppress(Exception):
@@ -161,6 +185,8 @@ class RunningNode:
                 await self._run
             self._run = None
         await self._close()
+        if self.gc is not None:
+            self.gc.stop()
 
     async def _close(self) -> None:
         if self.sync is not None:
@@ -202,11 +228,11 @@ async def run_node(settings: NodeSettings, engine_config: EngineConfig, *,
                    registry: CollectorRegistry | None = None,
                    ready: asyncio.Event | None = None,
                    reload: Callable[[], tuple[NodeSettings, EngineConfig]] | None = None,
-                   ) -> None:
+                   gc: GenerationalFreeze | None = None) -> None:
     """Run until cancelled or SIGTERM / SIGINT; SIGHUP calls `reload()` (when given) and
     swaps the configuration in without dropping connections or state. A reload that
     raises keeps the running configuration and logs why. `ready` is set once listening."""
-    node = RunningNode(settings, engine_config, registry=registry)
+    node = RunningNode(settings, engine_config, registry=registry, gc=gc)
     await node.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -253,5 +279,5 @@ def serve(settings: NodeSettings, engine_config: EngineConfig, *,
     except ImportError:
         factory = None
     with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(run_node(settings, engine_config, reload=reload))
+        runner.run(run_node(settings, engine_config, reload=reload, gc=GenerationalFreeze()))
     return 0
