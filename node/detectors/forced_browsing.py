@@ -11,13 +11,14 @@ import re
 
 from node.detectors.base import Detector, Finding, Param
 from node.engine.context import UNSET
-from node.signatures.probes import probe_kind
+from node.signatures.probes import PROBE_KINDS, probe_kind, with_query
 
 # What real API clients never send to a reverse proxy: CONNECT, absolute-form URIs (open
 # proxy probing), and request lines that are not HTTP at all (method INVALID from the logs).
 _OPEN_PROXY = frozenset({"CONNECT"})
 _NOT_HTTP = frozenset({"INVALID", "-", "PRI"})
 _CRAFTED = re.compile(r"[A-Z]{3,7} /[^ ]{0,2048} HTTP/\d")
+_PROBE_KIND = frozenset(PROBE_KINDS)     # path verdicts a query may sharpen (not open_proxy...)
 WEIGHTS = {
     "cve": 1.0, "backdoor": 1.0, "path_traversal": 1.0, "sqli": 1.0, "xss": 1.0,
     "scanner": 1.0, "open_proxy": 1.0, "bad_http_version": 1.0,
@@ -44,19 +45,21 @@ class ForcedBrowsing(Detector):
     observes = True
 
     def _kind(self, ev) -> str | None:
+        # The path's verdict is kept on the endpoint where every path of it gets the same
+        # one: a literal path, or `/api/products/{id}` (numeric / uuid / hex ids), so a
+        # catalogue walk classifies one path, not each. The query is judged every time.
         rec = ev.rec
-        if rec.query:
-            return classify(rec.method, rec.path, rec.query)
-        # `/api/products/{id}`: paths that differ only in numeric / uuid / hex ids share a
-        # verdict (kept on the endpoint), so a catalogue walk classifies one path, not each.
         memo = ev.endpoint.memo
         kind = memo[self.memo]
         if kind is UNSET:
             t = ev.template
             kind = classify(rec.method, rec.path, "")
-            if "{" not in t or "{var}" in t or "{token}" in t or "{email}" in t:
-                return kind              # a variable part may itself be the probe
-            memo[self.memo] = kind
+            if t == rec.path or ("{" in t and "{var}" not in t and "{token}" not in t
+                                 and "{email}" not in t):
+                memo[self.memo] = kind
+        q = rec.query
+        if q and (kind is None or kind in _PROBE_KIND):
+            kind = with_query(kind, q)
         return kind
 
     def observe(self, ev):
