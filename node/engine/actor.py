@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from node.engine.sketch import LC_ROTATE, hll_add, hll_new, lc_count, lc_fill, lc_new
+from node.engine.sketch import LC_ROTATE, hll_add, hll_new, lc_count, lc_new
 
 if TYPE_CHECKING:
     from node.engine.auth import AuthStats
@@ -146,8 +146,8 @@ class Actor:
         u = self.uniques
         if u is None:
             return float(min(self.n, 1))
-        est = lc_count(u)
-        if lc_fill(u) >= LC_ROTATE:
+        est, fill = lc_count(u)
+        if fill >= LC_ROTATE:
             self.u_banked += round(est)
             u[:] = bytes(len(u))
             return float(self.u_banked)

@@ -71,16 +71,11 @@ def lc_new() -> bytearray:
     return bytearray(LC_BITS // 8)
 
 
-def lc_count(bits: bytearray) -> float:
-    """Distinct values set in a bitmap (linear counting: m ln(m / zeros))."""
-    zeros = LC_BITS - int.from_bytes(bits).bit_count()
-    if zeros == 0:
-        zeros = 1                               # saturated: the estimate's ceiling
-    return LC_BITS * math.log(LC_BITS / zeros)
-
-
-def lc_fill(bits: bytearray) -> float:
-    return int.from_bytes(bits).bit_count() / LC_BITS
+def lc_count(bits: bytearray) -> tuple[float, float]:
+    """Distinct values set in a bitmap (linear counting: m ln(m / zeros)), and its fill."""
+    ones = int.from_bytes(bits).bit_count()
+    zeros = max(LC_BITS - ones, 1)              # saturated: the estimate's ceiling
+    return LC_BITS * math.log(LC_BITS / zeros), ones / LC_BITS
 
 
 def hll_merge(into: bytearray, other: bytearray) -> None:
