@@ -26,10 +26,6 @@ KNOWN_GAPS = {
                                "admin-page probe is below min_votes by design",
     "http-wordpress_user-enum": "12 requests of /?author=N: a short enumeration loop gains "
                                 "fewer votes than a decision needs",
-    "http-dos-bypass-cache": "127.0.0.1 sends 44 cache-busting requests in one second with no "
-                             "other sign: request uniqueness and query abuse fire, a confidence "
-                             "of 0.47-0.49, under the 0.5 of normal tolerance (the three others, "
-                             "with an outdated browser or a higher rate, are flagged)",
 }
 
 

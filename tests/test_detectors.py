@@ -77,6 +77,13 @@ def test_outdated_browser_fires_on_years_old_chrome():
     assert fired(f) and f.value == 70
 
 
+def test_outdated_browser_fires_on_a_forged_version():
+    forged = "Mozilla/5.0 (compatible; MSIE 66.0; 68K; Trident/49.0)"   # IE stopped at 11
+    eng = run(rec(i, "/api/products", ua=forged) for i in range(3))
+    f = finding(eng, "outdated_browser", "203.0.113.9")
+    assert fired(f) and f.value == 66 and f.normal == "<= 11 (last release)"
+
+
 @fires("forced_browsing")
 def test_forced_browsing_fires_on_probes_with_a_browser_agent():
     probes = ["/.env", "/.git/config", "/wp-config.php.bak", "/phpmyadmin/", "/../../etc/passwd"]

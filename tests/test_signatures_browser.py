@@ -28,6 +28,9 @@ CHROME_ANDROID_131 = (
 IE_11 = "Mozilla/5.0 (Windows NT 10.0; Trident/7.0; rv:11.0) like Gecko"
 
 
+IE_FORGED = "Mozilla/5.0 (compatible; MSIE 66.0; 68K; Trident/49.0)"   # cc-attack's generator
+
+
 @pytest.mark.parametrize(
     ("ua", "expected"),
     [
@@ -64,12 +67,19 @@ def test_browser_version(ua, expected):
         (FIREFOX_52, ("Firefox", 52, 110)),
         (SAFARI_IOS_12, ("Mobile Safari", 12, 16)),
         (IE_11, ("IE", 11, 12)),
+        (IE_FORGED, ("IE", 66, 12)),      # never released: forged
         ("python-requests/2.31", None),
         ("", None),
     ],
 )
 def test_is_outdated_defaults(ua, expected):
     assert is_outdated(ua) == expected
+
+
+def test_forged_major_of_a_discontinued_family_counts_whatever_the_minimum():
+    # An operator who lets IE through (minimum 0) still does not let a forged IE through.
+    assert is_outdated(IE_FORGED, {"IE": 0}) == ("IE", 66, 0)
+    assert is_outdated(IE_11, {"IE": 0}) is None
 
 
 def test_custom_minimums_and_unknown_families():

@@ -41,6 +41,11 @@ DEFAULT_MIN_VERSIONS: Mapping[str, int] = {
     "IE": 12,
 }
 
+# Discontinued families and their last major release. A higher major was never shipped: the
+# string is forged (random user-agent generators write `MSIE 66.0; Trident/49.0`), which
+# tells as much as a years-old one, so it counts as outdated whatever the minimum.
+LAST_MAJOR: Mapping[str, int] = {"IE": 11}
+
 # Build ua-parser's global parser now (~0.3 s) rather than on the first request.
 ua_parser.parser  # noqa: B018
 
@@ -67,15 +72,22 @@ def _browser_version(ua: str) -> tuple[str, int] | None:
 def is_outdated(
     ua: str | None, minimums: Mapping[str, int] = DEFAULT_MIN_VERSIONS
 ) -> tuple[str, int, int] | None:
-    """(family, major, minimum) when the browser's major is below its family's minimum."""
+    """(family, major, minimum) when the browser's major is below its family's minimum, or
+    above the last release of a discontinued family (`forged_major`)."""
     version = browser_version(ua)
     if version is None:
         return None
     family, major = version
     minimum = minimums.get(family)
-    if minimum is None or major >= minimum:
+    if minimum is None or (major >= minimum and not forged_major(family, major)):
         return None
     return family, major, minimum
+
+
+def forged_major(family: str, major: int) -> bool:
+    """A major version its (discontinued) family never released."""
+    last = LAST_MAJOR.get(family)
+    return last is not None and major > last
 
 
 def cache_clear() -> None:
