@@ -2,7 +2,8 @@
 
 Every second: pick up IP-list changes other processes committed (the ip-list command),
 flush request records. Every few seconds: expire list entries, mirror engine and list
-sizes into gauges. Every ten minutes and at exit: save the engine's learned baselines.
+sizes into gauges. Every minute: prune old IP-list history. Every ten minutes and at exit:
+save the engine's learned baselines.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 SAVE_EVERY = 600.0
 SWEEP_EVERY = 5
+PRUNE_EVERY = 60           # ticks: bound the IP-list history on disk
 
 
 class Housekeeping:
@@ -53,6 +55,8 @@ class Housekeeping:
             n += 1
             try:
                 self.tick(sweep=n % SWEEP_EVERY == 0)
+                if n % PRUNE_EVERY == 0:
+                    self.prune_history()
                 if time.monotonic() - last_save > SAVE_EVERY:
                     last_save = time.monotonic()
                     self.save_baselines()
@@ -71,6 +75,14 @@ class Housekeeping:
             node.recorder.flush()
         if final:
             self.save_baselines()
+
+    def prune_history(self) -> None:
+        by_age, by_cap = self.node.iplists.prune_history()
+        if by_cap:
+            logger.warning("IP-list history over its row cap: dropped the %d oldest changes "
+                           "(the control plane keeps its own history)", by_cap)
+        elif by_age:
+            logger.debug("IP-list history: dropped %d changes past retention", by_age)
 
     def save_baselines(self) -> None:
         engine = self.node.engine

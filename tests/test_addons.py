@@ -398,3 +398,21 @@ async def test_reconfigure_swaps_exceptions_and_trusted_proxies(tctx, node):
     assert node.engine.config is cfg
     node.reconfigure(NodeSettings(), app_config())
     assert (await run(tctx, make_flow(), ok())).response.status_code == 403
+
+
+def test_housekeeping_prunes_list_history_past_retention(tmp_path, caplog):
+    from addons.housekeeping import Housekeeping
+    from node.iplists import IPListStore
+
+    clock = Clock()
+    store = IPListStore(str(tmp_path / "lists.db"), clock=clock)
+    lists = IPLists(store, clock=clock)
+    n = NodeContext(NodeSettings(state_dir=str(tmp_path)), app_config(), lists,
+                    NodeMetrics(CollectorRegistry()), engine=FakeEngine(), clock=clock)
+    hk = Housekeeping(n)
+    lists.add("deny", "198.51.100.1", duration=60)
+    clock.t += 100 * 86400
+    lists.sweep()                         # the expiry is young: it stays
+    hk.prune_history()
+    assert [e.action for e in store.history()] == ["expire"]
+    store.close()

@@ -181,6 +181,42 @@ def test_history_records_every_change(lists, clock):
     assert lists.verdict("2001:db8::1").list is None
 
 
+def _changes(lists, clock, n, step=1.0):
+    with lists.store.batch():
+        for i in range(n):
+            lists.add("deny", f"198.51.100.{i % 250}", duration=60)
+            clock.t += step
+
+
+def test_history_is_pruned_by_age_oldest_first(lists, clock):
+    _changes(lists, clock, 10, step=86400)           # one change a day for ten days
+    ids = [e.id for e in lists.store.history(limit=100)]
+    assert lists.store.prune_history(keep=5 * 86400) == (5, 0)
+    left = lists.store.history(limit=100)
+    assert [e.id for e in left] == ids[:5]            # the five newest, untouched
+    assert min(e.ts for e in left) >= clock.t - 5 * 86400
+    assert lists.store.prune_history(keep=5 * 86400) == (0, 0)
+
+
+def test_history_pruning_keeps_rows_not_yet_forwarded(lists, clock):
+    _changes(lists, clock, 10, step=86400)
+    ids = sorted(e.id for e in lists.store.history(limit=100))
+    lists.history_hold = ids[2]                       # the sync has spooled three rows
+    clock.t += 100 * 86400                            # everything is past retention
+    assert lists.prune_history() == (3, 0)
+    assert sorted(e.id for e in lists.store.history(limit=100)) == ids[3:]
+
+
+def test_history_row_cap_bounds_the_disk_in_batches(lists, clock):
+    _changes(lists, clock, 500, step=0.01)            # a flood: all young
+    assert lists.store.prune_history(max_rows=100, batch=150) == (0, 150)
+    assert lists.store.prune_history(max_rows=100, batch=1000) == (0, 250)
+    left = lists.store.history(limit=1000)
+    assert len(left) == 100 and left[0].id == lists.store.last_history_id()
+    lists.add("deny", "203.0.113.9")                  # ids go on after pruning
+    assert lists.store.history(limit=1)[0].id == left[0].id + 1
+
+
 def test_persistence_across_reopen_without_resurrection(tmp_path, clock):
     path = db_path(str(tmp_path))
     with IPListStore(path, clock=clock) as store:

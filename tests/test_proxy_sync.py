@@ -141,6 +141,7 @@ def test_tail_forwards_local_changes_once_with_stable_ids(lists, tmp_path, clock
     lists.add("deny", "192.0.2.1", duration=600, source="manual", who="cli:bob")  # before
     tail = ListTail(lists, client, tmp_path)
     tail.open()                         # first run: what is in force now
+    assert lists.history_hold == tail.cursor    # older rows are never forwarded
     assert [(e[0], e[2]["cidr"], e[2]["op"]) for e in client.events] == [
         ("list_change", "192.0.2.1", "add")]
     client.events.clear()
@@ -160,7 +161,11 @@ def test_tail_forwards_local_changes_once_with_stable_ids(lists, tmp_path, clock
     lists.sweep()                       # expiry: the control plane expires on its own
     assert tail.step() == 2 and len(client.events) == 2
 
+    before = lists.history_hold
+    clock.t += 400 * 86400              # past retention: only spooled rows may be pruned
+    assert lists.prune_history() == (before, 0) and lists.history_hold == before
     tail.save(tail.cursor)
+    assert lists.history_hold == tail.cursor
     again = ListTail(lists, FakeClient(), tmp_path)
     again.open()                        # restart: resumes at the saved cursor
     assert again.cursor == tail.cursor and again.instance == tail.instance

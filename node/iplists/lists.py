@@ -101,6 +101,9 @@ class IPLists:
         self.sessions = SessionDenials(session_cap)
         self._data_version = -1
         self._history_id = 0
+        # The last history row the control-plane sync has spooled: rows after it are kept
+        # by age-based pruning (None: no sync, nothing to hold).
+        self.history_hold: int | None = None
         self.on_change: list[Callable[[], None]] = []
         if store is not None:
             self.load()
@@ -263,6 +266,12 @@ class IPLists:
         if gone:
             self._changed()
         return n + len(gone)
+
+    def prune_history(self) -> tuple[int, int]:
+        """Bound the stored history (`IPListStore.prune_history`): (rows by age, by cap)."""
+        if self.store is None:
+            return 0, 0
+        return self.store.prune_history(hold=self.history_hold, now=self.clock())
 
     def counts(self) -> dict[str, int]:
         """Entries per list (stored and configured; expired-but-unswept included)."""

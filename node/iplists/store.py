@@ -21,6 +21,11 @@ from node.iplists.matcher import NetKey, canonical_network, parse_network
 LISTS: tuple[str, ...] = ("allow", "exception", "deny", "gray")
 ACTIONS: tuple[str, ...] = ("add", "remove", "expire")
 MAX_REASON = 512
+# History kept on the node: the control plane keeps its own (400 days), so the node needs
+# little; the row cap bounds the disk when a flood lists and expires addresses by the million.
+HISTORY_KEEP = 90 * 86400.0
+HISTORY_MAX_ROWS = 1_000_000      # ~150 MB
+PRUNE_BATCH = 20_000              # rows a call deletes at most: the node's loop waits on it
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -158,6 +163,36 @@ class IPListStore:
         return [HistoryEvent(*r) for r in self.db.execute(
             "SELECT id, ts, action, list, network, reason, source, who, duration, expires "
             "FROM history WHERE id > ? ORDER BY id LIMIT ?", (history_id, max(1, int(limit))))]
+
+    def prune_history(self, *, keep: float = HISTORY_KEEP, max_rows: int = HISTORY_MAX_ROWS,
+                      hold: int | None = None, now: float | None = None,
+                      batch: int = PRUNE_BATCH) -> tuple[int, int]:
+        """Delete the oldest history rows, at most `batch` a call: rows older than `keep`
+        seconds, except those after `hold` (not yet forwarded to the control plane); then,
+        whatever their age, the oldest rows beyond `max_rows`. Returns (by age, by cap).
+        Rows are only ever deleted oldest first, so ids stay contiguous and MAX - MIN + 1
+        counts them without a scan."""
+        now = self.clock() if now is None else now
+        with self._tx():
+            lo, hi = self.db.execute("SELECT MIN(id), MAX(id) FROM history").fetchone()
+            if lo is None:
+                return 0, 0
+            # The oldest rows first, while they are old enough (ts is the wall clock at the
+            # change: a row stamped after a backward clock step just waits its turn).
+            limit = hi if hold is None else min(hold, hi)
+            first_young = self.db.execute(
+                "SELECT MIN(id) FROM (SELECT id, ts FROM history WHERE id <= ? ORDER BY id "
+                "LIMIT ?) WHERE ts >= ?", (limit, batch, now - keep)).fetchone()[0]
+            upto = min(limit, lo + batch - 1) if first_young is None else first_young - 1
+            by_age = self.db.execute("DELETE FROM history WHERE id <= ?", (upto,)).rowcount \
+                if upto >= lo else 0
+            lo = max(lo, upto + 1)
+            over = (hi - lo + 1) - max_rows
+            by_cap = 0
+            if over > 0:
+                by_cap = self.db.execute("DELETE FROM history WHERE id < ?",
+                                         (lo + min(over, batch),)).rowcount
+        return by_age, by_cap
 
     # -- reads -----------------------------------------------------------------------------
     def get(self, list_name: str, network: str) -> Entry | None:

@@ -322,9 +322,11 @@ class ListTail:
         self.instance = inst.read_text("utf-8").strip()[:20]
         try:
             self.cursor = self.saved = int(self.path.read_text("utf-8").strip())
+            self.iplists.history_hold = self.saved
         except (FileNotFoundError, ValueError):
             # First run with a control plane: send what is in force now, not all history.
             self.cursor = store.last_history_id()
+            self.iplists.history_hold = self.cursor     # older rows are never forwarded
             for e in store.list_entries():
                 if e.source != SOURCE and e.source != "config":
                     eid = hashlib.blake2b(f"{self.instance}|{e.list}|{e.network}|{e.created}"
@@ -379,6 +381,7 @@ class ListTail:
             tmp.write_text(str(cursor), "utf-8")
             os.replace(tmp, self.path)
             self.saved = cursor
+            self.iplists.history_hold = cursor    # pruning keeps what is not yet spooled
 
 
 # -- the whole ------------------------------------------------------------------------------------
