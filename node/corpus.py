@@ -28,6 +28,27 @@ KNOWN_GAPS = {
                                 "fewer votes than a decision needs",
 }
 
+# `cve` group: single-request exploits. A decision on one request needs an unambiguous sign;
+# these cases carry none an access log shows, or only one a real deployment also sends.
+CVE_GAPS = {
+    "CVE-2019-18935": "Telerik's upload handler (WebResource.axd?type=rau) is a real endpoint on "
+                      "every Telerik site: not listed",
+    "CVE-2022-41697": "six failed POSTs to Ghost's admin session: a login brute force below "
+                      "brute_force's max_failures",
+    "CVE-2022-46169": "Cacti's remote_agent.php is Cacti's own poller endpoint (not listed); the "
+                      "exploit's payload is in a header the log does not show",
+    "apache-cve-2021-41773": "88.168.206.87 appears only in an Apache error-log line, not an "
+                             "access log",
+    "vmware-vcenter-vmsa-2021-0027": "192.168.1.4 asks for a provider logo from an internal "
+                                     "URL (SSRF): an ordinary-looking request",
+    "zoneminder_cve-39285": "ZoneMinder's own pages with ordinary-looking parameters: only an "
+                            "application-specific rule tells the CSRF / stored XSS",
+    "zoneminder_cve-39290": "ZoneMinder's own pages with ordinary-looking parameters: only an "
+                            "application-specific rule tells the CSRF / stored XSS",
+    "zoneminder_cve-39291": "ZoneMinder's own pages with ordinary-looking parameters: only an "
+                            "application-specific rule tells the CSRF / stored XSS",
+}
+
 
 def corpus_dir() -> Path:
     env = os.environ.get(CORPUS_ENV)
@@ -89,8 +110,13 @@ def _normalise(flagged: set[str], expected: set[str]) -> set[str]:
     return out
 
 
-def main() -> int:
-    cases = [c for c in load_manifest() if c["group"] == "core"]
+def main(argv: list[str] | None = None) -> int:
+    """`python -m node.corpus [GROUP]`: each case of a group (default core), pass or fail."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    group = args[0] if args else "core"
+    cases = [c for c in load_manifest() if c["group"] == group]
     ok = 0
     for c in cases:
         if c["case"] in OUT_OF_SCOPE:
@@ -102,7 +128,7 @@ def main() -> int:
         print(f"{'PASS' if r.passed else 'FAIL'} {r.case:<34} expected {sorted(r.expected)[:4]} "
               f"missed {sorted(r.missed)[:4]} extra {sorted(extra)[:4]}"
               + (f" error {r.error}" if r.error else ""))
-    print(f"{ok} passed")
+    print(f"{ok} of {len(cases)} passed")
     return 0
 
 

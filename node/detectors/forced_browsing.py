@@ -11,7 +11,7 @@ import re
 
 from node.detectors.base import Detector, Finding, Param
 from node.engine.context import UNSET
-from node.signatures.probes import PROBE_KINDS, probe_kind, with_query
+from node.signatures.probes import PROBE_KINDS, payload_kind, percent_decode, probe_kind, with_query
 
 # What real API clients never send to a reverse proxy: CONNECT, absolute-form URIs (open
 # proxy probing), and request lines that are not HTTP at all (method INVALID from the logs).
@@ -29,6 +29,14 @@ WEIGHTS = {
 def classify(method: str, path: str, query: str) -> str | None:
     if method in _OPEN_PROXY or (path[:1] != "/" and path.startswith(("http:", "https:"))):
         return "open_proxy"
+    if path[:3] in ("%2F", "%2f"):
+        # No client percent-encodes the leading slash: a filter evasion. What it hides is
+        # judged (`%2Fcatalog-portal%2F...%24%7B"freemarker...`), else it is not HTTP.
+        path, _, q = percent_decode(path).partition("?")
+        kind = probe_kind(path, q or query) if path[:1] == "/" else None
+        if kind is not None:
+            return kind
+        return "not_http"
     if method in _NOT_HTTP or path[:1] != "/":
         # `GET / HTTP/1.2`: a well-formed line with a version no client speaks is crafted.
         return "bad_http_version" if _CRAFTED.match(path) else "not_http"
@@ -60,6 +68,9 @@ class ForcedBrowsing(Detector):
         q = rec.query
         if q and (kind is None or kind in _PROBE_KIND):
             kind = with_query(kind, q)
+        ref = rec.referer     # Log4Shell and friends ride in any logged header
+        if kind is None and ref and ("{" in ref or "%7" in ref):    # a lookup's brace
+            kind = payload_kind(ref)
         return kind
 
     def observe(self, ev):

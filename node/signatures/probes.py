@@ -321,6 +321,18 @@ def with_query(kind: ProbeKind | None, query: str) -> ProbeKind | None:
     return PROBE_KINDS[rank] if rank < _NONE else None
 
 
+percent_decode = _decode      # public name for callers outside the signatures
+
+
+def payload_kind(text: str) -> ProbeKind | None:
+    """An exploit payload in a free-text field (a Referer): only the listed "~" fragments
+    (a JNDI lookup, OGNL, a traversal climb), none of the looser SQL / HTML checks, since a
+    referring page's own URL may legitimately read like SQL."""
+    low = _decode(text[:MAX_SCAN].lower()).lower()
+    rank = _TABLE.query_subs.best(low)
+    return PROBE_KINDS[rank] if rank < _NONE else None
+
+
 _QUERY_CACHE: dict[str, int] = {}
 _QUERY_CACHE_LEN = 128
 
