@@ -149,6 +149,10 @@ COMMON_WANT = {"ts": T, "ip": "1.2.3.4", "method": "GET", "host": "", "path": "/
     ("2021-09-15T16:13:46.1+00:00 web nginx[1]: " + CLF, COMMON_WANT),
     ("<165>1 2021-09-15T16:13:46Z web nginx 123 - - " + CLF, COMMON_WANT),
     ('<165>1 2021-09-15T16:13:46Z web nginx 123 ID47 [ex@1 a="b"] ' + CLF, COMMON_WANT),
+    # a bare program tag (journald's MESSAGE), with and without a host before it
+    ("nginx: " + CLF, COMMON_WANT),
+    ("frontend.0 nginx[12]: " + CLF, COMMON_WANT),
+    ("frontend.0 nginx: " + CLF.replace("1.2.3.4", "fe80::1"), {**COMMON_WANT, "ip": "fe80::1"}),
     # IPv6, user with a space, Apache's \" escape inside the UA, long UA bounded
     (CLF.replace("1.2.3.4", "2001:db8::1"), {**COMMON_WANT, "ip": "2001:db8::1"}),
     (CLF.replace("- -", "- john smith"), COMMON_WANT),
@@ -233,6 +237,27 @@ ENVOY = {"start_time": "2025-12-31T16:37:40.479Z", "method": "GET",
 
 def js(d: dict, **kw) -> str:
     return json.dumps({**d, **kw})
+
+
+@pytest.mark.parametrize(("line", "want"), [
+    (js({"log": CLF + "\n", "stream": "stdout", "time": "2021-09-30T07:58:05.1Z"}), COMMON_WANT),
+    ("2025-12-31T17:37:40.49+01:00 stdout F " + js({"log": CLF}), COMMON_WANT),
+    (js({"MESSAGE": CLF, "_SYSTEMD_UNIT": "nginx.service"}), COMMON_WANT),
+    (js({"timestamp": 1, "message": "frontend.0 nginx: " + CLF}), COMMON_WANT),
+])
+def test_wrapped_lines(line, want):
+    rec, _ = parse("wrapped", line)
+    check(rec, want)
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    (js({"msg": "handled request"}), "unparsable"),
+    (js({"stream": "stdout"}), "missing-field"),
+    ('{"a": 1} x', "bad-json"),
+    ("{oops", "bad-json"),
+])
+def test_wrapped_errors(line, reason):
+    assert parse("wrapped", line)[0] == reason
 
 
 @pytest.mark.parametrize(("fmt", "line", "want"), [
@@ -434,6 +459,7 @@ def write(tmp_path: Path, name: str, lines: list[str], *, gz: bool = False) -> P
     ([ALB] * 3, "alb"),
     ([HAPROXY] * 3, "haproxy"),
     ([ZORAXY] * 3, "zoraxy"),
+    ([js({"log": CLF + "\n", "stream": "stdout"})] * 3, "wrapped"),
     # most lines win: 2 error-log lines, 1 access line
     (["2021/09/30 09:23:53 [error] 1#1: *17 oops"] * 2 + [CLF], "combined"),
     ([js(CADDY), js(CADDY), js(REC)], "caddy"),

@@ -20,13 +20,15 @@ try:
 except (OSError, ValueError, KeyError):
     CASES = []
 
-# Files whose every line is in a format we do not read (error logs, Upsun journald JSON, the
-# nginx-proxy-manager layout that needs --log-format): nothing parses, so InputError.
-NOTHING_PARSES = {"nginx_req_limit_exceeded", "base-upsun-generic-test", "litespeed-admin-bf",
-                  "nginx_http-catch-npm"}
+# Files whose every line is in a format we do not read (error logs, the nginx-proxy-manager
+# layout that needs --log-format): nothing parses, so InputError.
+NOTHING_PARSES = {"nginx_req_limit_exceeded", "litespeed-admin-bf", "nginx_http-catch-npm"}
 # log_type -> the format detected, where it is not the combined family
 FORMAT_OF = {"caddy": "caddy", "aws-alb": "alb", "containerd": "envoy", "haproxy": "haproxy",
              "zoraxy": "zoraxy"}
+# case -> the format detected, where the log type does not say (Upsun: journald JSON around
+# nginx lines)
+FORMAT_OF_CASE = {"base-upsun-generic-test": "wrapped"}
 NPM_FORMAT = ('[$time_local] $host $remote_addr $request_time "$request" $status '
               "$body_bytes_sent $request_length $http_referer $http_user_agent")
 
@@ -61,8 +63,8 @@ def test_reads_case(corpus, case):
         assert reader.format_name == "combined"
         assert len(recs) >= want, reader.skipped  # every combined / common line, junk included
     else:
-        fmt = FORMAT_OF.get(case["log_type"], "traefik" if "json" in case["line_formats"]
-                            else "combined")
+        fmt = FORMAT_OF_CASE.get(case["case"]) or FORMAT_OF.get(
+            case["log_type"], "traefik" if "json" in case["line_formats"] else "combined")
         assert reader.format_name == fmt
     if not any("error" in k for k in case["line_formats"]):  # else an IP may be in those only
         assert set(case["expected_flagged_ips"]) <= {r.ip for r in recs}

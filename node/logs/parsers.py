@@ -259,8 +259,16 @@ def _parse_prefixed(line: str, src: str, lineno: int) -> RequestRecord | str | N
         None if not ref or ref == "-" else ref[:MAX_FIELD])
 
 
+# A bare program tag before the line (`nginx: `, `frontend.0 nginx[12]: `): journald and
+# platform log shippers keep syslog's tag but drop its timestamp. No client address is a
+# word ending in ": ", so the tag cannot be mistaken for one (`fe80::1` has no space after).
+_TAG_RE = re.compile(r"(?:[\w.-]+ )?[A-Za-z][\w.-]*(?:\[\d+\])?: (?=\S)")
+
+
 def _parse_combined_slow(line: str, src: str, lineno: int,
-                         bad: dict[str, int]) -> RequestRecord | str:
+                         bad: dict[str, int], tag: bool = True) -> RequestRecord | str:
+    if tag and line[:1].isalpha() and (t := _TAG_RE.match(line)) is not None:
+        return _parse_combined_slow(line[t.end():], src, lineno, bad, tag=False)
     if "\\" not in line:
         r = _parse_prefixed(line, src, lineno)
         if r is not None:
@@ -498,6 +506,23 @@ def parse_zoraxy(line: str, src: str, lineno: int, bad: dict[str, int]) -> Reque
                          ua=ua_of(ua), id=f"{src}:{lineno}")
 
 
+# Envelope fields that carry a whole access-log line: Docker's json-file driver (`log`),
+# journald exports and platform shippers (`message`, `MESSAGE`), structured loggers (`msg`).
+_WRAP_KEYS = ("log", "message", "MESSAGE", "msg")
+
+
+def parse_wrapped(line: str, src: str, lineno: int, bad: dict[str, int]) -> RequestRecord | str:
+    """An nginx / Apache line inside a JSON envelope (a CRI prefix before it is fine)."""
+    d = _load(line)
+    if d.__class__ is str:
+        return d  # type: ignore[return-value]
+    for k in _WRAP_KEYS:
+        v = d.get(k)  # type: ignore[union-attr]
+        if isinstance(v, str) and v.strip():
+            return parse_combined(v.strip(), src, lineno, bad)  # bounded: the line is
+    return "missing-field"
+
+
 # Detection order: on a tie the earlier format wins.
 PARSERS: dict[str, Parser] = {
     "json": parse_json,
@@ -508,4 +533,5 @@ PARSERS: dict[str, Parser] = {
     "alb": parse_alb,
     "haproxy": parse_haproxy,
     "zoraxy": parse_zoraxy,
+    "wrapped": parse_wrapped,
 }

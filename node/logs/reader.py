@@ -24,6 +24,7 @@ ALIASES = {
     "common": "combined", "clf": "combined", "main": "combined", "vhost_combined": "combined",
     "nginx": "combined", "apache": "combined", "syslog": "combined",
     "jsonl": "json", "ndjson": "json", "aws-alb": "alb", "traefik-json": "traefik",
+    "docker": "wrapped", "journald": "wrapped",
 }
 
 
