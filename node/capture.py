@@ -11,6 +11,8 @@ import base64
 import binascii
 import hashlib
 import json
+import os
+import secrets
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
@@ -27,9 +29,38 @@ HASH_HEX = 24                # 96 bits of sha256: collision-free at our scale, s
 HeaderGet = Callable[[str], "str | None"]
 
 
-def hash_value(value: str, prefix: str = "") -> str:
-    """sha256, truncated, with a kind prefix (`s-` session, `u-` user)."""
-    return prefix + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_HEX]
+def hash_value(value: str, prefix: str = "", key: bytes | None = None) -> str:
+    """sha256, truncated, with a kind prefix (`s-` session, `u-` user). With a `key`, keyed
+    BLAKE2b instead: a username is guessable (an e-mail address), and a keyed hash cannot be
+    reversed by hashing a list of candidates without the node's key."""
+    data = value.encode("utf-8", "surrogatepass")
+    if key:
+        return prefix + hashlib.blake2b(data, key=key, digest_size=HASH_HEX // 2).hexdigest()
+    return prefix + hashlib.sha256(data).hexdigest()[:HASH_HEX]
+
+
+HASH_KEY_FILE = "hash.key"
+
+
+def load_hash_key(state_dir: str) -> bytes:
+    """The node's username-hashing key: 32 random bytes made on first start and kept in the
+    state directory (mode 0600). Nodes whose hashes must match share the file."""
+    path = os.path.join(state_dir, HASH_KEY_FILE)
+    try:
+        with open(path, "rb") as f:
+            key = f.read(64)
+        if len(key) >= 16:
+            return key
+    except FileNotFoundError:
+        pass
+    os.makedirs(state_dir, exist_ok=True)
+    key = secrets.token_bytes(32)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    os.replace(tmp, path)
+    return key
 
 
 def cookie_value(cookie_header: str | None, name: str) -> str | None:
@@ -139,7 +170,8 @@ class Capture:
     answers the engine gets (configured endpoints, else the usual login routes).
     """
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, hash_key: bytes | None = None) -> None:
+        self.hash_key = hash_key          # keys username hashes (None: plain sha256)
         self.apps: tuple[Application, ...] = config.applications or (Application("default"),)
         # The engine's own matchers, so node and engine agree on every request.
         self._router = AppRouter(self.apps)
@@ -159,7 +191,7 @@ class Capture:
         user = username_from_body(body, content_type, ep, header)
         if user is None:
             return None
-        return hash_value(user.lower(), "u-") if app.hash_usernames else user
+        return hash_value(user.lower(), "u-", self.hash_key) if app.hash_usernames else user
 
 
 def make_record(*, ts: float, ip: str, method: str, host: str, target: str, status: int,

@@ -8,12 +8,14 @@ import json
 import pytest
 
 from node.capture import (
+    HASH_KEY_FILE,
     MAX_AUTH_BODY,
     Capture,
     bearer_token,
     cookie_value,
     hash_value,
     jwt_claim,
+    load_hash_key,
     make_record,
     session_value,
     username_from_body,
@@ -96,6 +98,30 @@ def test_hash_value_shape():
     h = hash_value("abc", "s-")
     assert h.startswith("s-") and len(h) == 26 and h == hash_value("abc", "s-")
     assert hash_value("abc", "s-") != hash_value("abd", "s-")
+
+
+def test_keyed_hash_cannot_be_recomputed_without_the_key():
+    k1, k2 = b"k" * 32, b"j" * 32
+    h = hash_value("alice@example.com", "u-", k1)
+    assert h.startswith("u-") and len(h) == 26 and h == hash_value("alice@example.com", "u-", k1)
+    assert h != hash_value("alice@example.com", "u-")          # not the plain sha256
+    assert h != hash_value("alice@example.com", "u-", k2)
+
+
+def test_hash_key_is_made_once_private_and_reused(tmp_path):
+    import os
+    import stat
+
+    d = str(tmp_path / "state")
+    key = load_hash_key(d)
+    assert len(key) == 32 and load_hash_key(d) == key
+    mode = stat.S_IMODE(os.stat(os.path.join(d, HASH_KEY_FILE)).st_mode)
+    assert mode == 0o600
+    cap = Capture(app_config(), key)
+    shop = cap.apps[0]
+    user = cap.username(shop, "POST", "/login", b'{"username": "Alice"}', "application/json",
+                        getter({}))
+    assert user == hash_value("alice", "u-", key) != hash_value("alice", "u-")
 
 
 JSON_EP = AuthEndpoint("POST", "/login", "json", "username")

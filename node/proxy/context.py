@@ -34,12 +34,13 @@ class NodeContext:
     decision_sinks: list[Callable[[Any], None]] = field(default_factory=list)
     # called with every request record and its flow's FlowMeta, once built (before detection)
     record_sinks: list[Callable[[RequestRecord, FlowMeta], None]] = field(default_factory=list)
+    hash_key: bytes | None = field(default=None, repr=False)   # keys username hashes
     capture: Capture = field(init=False)
     trusted: NetMatcher[bool] = field(init=False)
     ready: bool = False
 
     def __post_init__(self) -> None:
-        self.capture = Capture(self.engine_config)
+        self.capture = Capture(self.engine_config, self.hash_key)
         self.trusted = trusted_matcher(self.settings.trusted_proxies)
         self.iplists.set_config_entries(
             "exception", [str(n) for n in self.engine_config.exceptions])
@@ -47,7 +48,7 @@ class NodeContext:
     def reconfigure(self, settings: NodeSettings, engine_config: EngineConfig) -> None:
         """Swap in a reloaded configuration; lists, sessions and learned state are kept.
         Listen addresses, TLS and limits of open listeners need a restart."""
-        self.capture = Capture(engine_config)
+        self.capture = Capture(engine_config, self.hash_key)
         self.trusted = trusted_matcher(settings.trusted_proxies)
         self.iplists.set_config_entries("exception", [str(n) for n in engine_config.exceptions])
         if self.engine is not None:

@@ -7,11 +7,13 @@ import contextlib
 import logging
 import os
 import signal
+import sqlite3
 from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
+from node.capture import load_hash_key
 from node.config.model import EngineConfig
 from node.errors import PalisadeError
 from node.iplists import IPLists, IPListStore, db_path
@@ -73,8 +75,13 @@ class RunningNode:
             for c in (ProcessCollector, PlatformCollector, GCCollector):
                 c(registry=registry)
         self.registry = registry
-        os.makedirs(settings.state_dir, mode=0o700, exist_ok=True)
-        self.store = IPListStore(db_path(settings.state_dir))
+        try:
+            os.makedirs(settings.state_dir, mode=0o700, exist_ok=True)
+            self.store = IPListStore(db_path(settings.state_dir))
+            hash_key = load_hash_key(settings.state_dir)
+        except (OSError, sqlite3.Error) as e:
+            raise PalisadeError(f"state directory {settings.state_dir}: "
+                                f"{getattr(e, 'strerror', None) or e}") from None
         if engine is None and with_engine:
             engine = make_engine(engine_config, settings.state_dir)
         names = _engine_label_sets(engine_config)
@@ -86,7 +93,8 @@ class RunningNode:
                                     else os.path.join(settings.state_dir, path))
         self.node = NodeContext(settings, engine_config,
                                 IPLists(self.store, session_cap=settings.max_denied_sessions),
-                                self.metrics, engine=engine, recorder=recorder)
+                                self.metrics, engine=engine, recorder=recorder,
+                                hash_key=hash_key)
         self.guard = HttpGuard(max_header_bytes=settings.max_header_bytes,
                                header_timeout=settings.header_timeout,
                                stream_response_above=settings.stream_response_above,
