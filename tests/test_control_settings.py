@@ -117,6 +117,97 @@ async def test_run_control_serves_until_cancelled(tmp_path):
     await storage.close()
 
 
+async def test_sighup_reloads_tokens_and_keeps_them_when_the_file_is_bad(tmp_path):
+    import os
+    import signal
+
+    from node.control.storage.base import Retention
+
+    old_token, new_token = "old-token-0123456789", "new-token-0123456789"
+    settings = ControlSettings(listen_port=0, storage_url=f"sqlite:///{tmp_path / 'c.db'}",
+                               tokens=(TokenSpec("ops", "operator", old_token),))
+    files = [ControlSettings(listen_port=0, storage_url=settings.storage_url,
+                             tokens=(TokenSpec("ops2", "operator", new_token),),
+                             retention=Retention(requests=86400.0), min_requests=10),
+             PalisadeError("palisade.yaml:3: control.tokens[0].role: must be one of ...")]
+    reloads: list[int] = []
+
+    def reload():
+        reloads.append(1)
+        nxt = files.pop(0)
+        if isinstance(nxt, Exception):
+            raise nxt
+        return nxt, None
+
+    urls: list[str] = []
+    ready = asyncio.Event()
+
+    def on_ready(url: str) -> None:
+        urls.append(url)
+        ready.set()
+
+    async def status(token: str) -> int:
+        async with aiohttp.ClientSession() as http, http.get(
+                urls[0] + "/api/v1/nodes", headers={"Authorization": f"Bearer {token}"}) as r:
+            return r.status
+
+    async def hup(n: int) -> None:
+        os.kill(os.getpid(), signal.SIGHUP)
+        for _ in range(200):
+            if len(reloads) >= n:
+                return
+            await asyncio.sleep(0.01)
+
+    task = asyncio.ensure_future(run_control(settings, ready=on_ready, reload=reload))
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        assert await status(old_token) == 200
+        await hup(1)
+        assert await status(old_token) == 401 and await status(new_token) == 200
+        await hup(2)                         # a bad file: the running tokens stay
+        assert await status(new_token) == 200
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_apply_reload_swaps_options_and_profiles(tmp_path, caplog):
+    from node.config.model import EngineConfig
+    from node.console import setup_console
+    from node.console.app import CONSOLE
+    from node.control.api import OPTIONS, create_app
+    from node.control.run import apply_reload
+    from node.control.storage.base import Retention
+
+    storage = make_storage(f"sqlite:///{tmp_path / 'c.db'}")
+    await storage.open()
+    app = create_app(storage)
+    setup_console(app)
+    old = ControlSettings(storage_url=storage.url if hasattr(storage, "url") else None)
+    new = ControlSettings(listen_port=9999, retention=Retention(requests=3600.0),
+                          min_requests=5, tokens=(TokenSpec("v", "viewer", GOOD),))
+    apply_reload(app, old, new, EngineConfig(warmup_requests=50))
+    assert app[OPTIONS].retention.requests == 3600.0 and app[OPTIONS].min_requests == 5
+    assert app[CONSOLE].warmup_requests == 50 and app[CONSOLE].profiles is not None
+    assert "listen address changed" in caplog.text     # said, not applied
+    await storage.close()
+
+
+def test_console_sessions_of_a_removed_token_end():
+    from node.console.auth import ConsoleAuth
+    from node.control.auth import Authenticator, Principal
+
+    auth = Authenticator.from_tokens(None, [("a" * 20, "alice", "operator"),
+                                            ("b" * 20, "bob", "viewer")])
+    console = ConsoleAuth()
+    console.open(Principal("alice", "operator"))
+    console.open(Principal("bob", "viewer"))
+    gone = auth.replace_configured([("b" * 20, "bob", "viewer")])
+    assert gone == {Principal("alice", "operator")}
+    assert console.end_for(gone) == 1 and len(console._sessions) == 1
+
+
 async def test_run_control_reports_a_busy_port(tmp_path):
     import socket
 

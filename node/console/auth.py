@@ -78,6 +78,13 @@ class ConsoleAuth:
             self._sessions.popitem(last=False)   # the least recently used goes first
         return sid, s
 
+    def end_for(self, principals: set) -> int:
+        """End every session of these principals (their token left the configuration)."""
+        dead = [k for k, s in self._sessions.items() if s.principal in principals]
+        for k in dead:
+            del self._sessions[k]
+        return len(dead)
+
     def close(self, request: web.Request) -> None:
         sid = request.cookies.get(COOKIE)
         if sid:

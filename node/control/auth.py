@@ -62,6 +62,14 @@ class Authenticator:
             configured[digest.lower()] = Principal(name, role)
         return cls(storage, configured)
 
+    def replace_configured(self, tokens: list[tuple[str, str, str]]) -> set[Principal]:
+        """Swap in the configuration's tokens (a reload); returns the principals that were
+        configured before and are not now (their console sessions must end)."""
+        new = Authenticator.from_tokens(None, tokens)._known
+        gone = set(self._known.values()) - set(new.values())
+        self._known = new
+        return gone
+
     async def authenticate(self, header: str | None) -> Principal | None:
         if not header:
             return None

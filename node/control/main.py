@@ -1,4 +1,5 @@
-"""`palisade control [-c CONFIG]`: run the control plane until SIGTERM / SIGINT, and
+"""`palisade control [-c CONFIG]`: run the control plane until SIGTERM / SIGINT (SIGHUP
+re-reads CONFIG: tokens, retention, the profiles view), and
 `palisade control create-token NAME --role viewer|operator|node`: make an API token.
 
 Without a configuration (or without a `control:` section) the control plane listens on
@@ -49,8 +50,9 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    settings, engine = _load(getattr(args, "config", None))
-    return _run(_serve(settings, engine))
+    path = getattr(args, "config", None)
+    settings, engine = _load(path)
+    return _run(_serve(settings, engine, reload=(lambda: _load(path)) if path else None))
 
 
 def _run(coro: Any) -> int:
@@ -63,7 +65,7 @@ def _run(coro: Any) -> int:
         return runner.run(coro)
 
 
-async def _serve(settings: ControlSettings, engine: Any = None) -> int:
+async def _serve(settings: ControlSettings, engine: Any = None, reload: Any = None) -> int:
     from node.control.run import run_control
 
     loop = asyncio.get_running_loop()
@@ -78,7 +80,8 @@ async def _serve(settings: ControlSettings, engine: Any = None) -> int:
         print(f"palisade control: listening on {url} (API {url}/api/v1, console "
               f"{url}/console/)", flush=True)
 
-    task = loop.create_task(run_control(settings, ready=ready, engine=engine), name="control")
+    task = loop.create_task(run_control(settings, ready=ready, engine=engine, reload=reload),
+                            name="control")
     waiter = loop.create_task(stop.wait(), name="control-stop")
     try:
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -18,16 +19,51 @@ from node.errors import PalisadeError
 log = logging.getLogger("palisade.control")
 
 
+def apply_reload(app: web.Application, old: ControlSettings, new: ControlSettings,
+                 engine: Any = None) -> None:
+    """Swap a reloaded configuration into the running control plane: configured tokens (the
+    console sessions of a token that left end now), retention, `min_requests`, the console's
+    profiles view. The listen address and the storage need a restart: said, not applied."""
+    from node.control.api import OPTIONS
+    from node.control.routing import AUTH, SESSION_AUTH
+
+    gone = app[AUTH].replace_configured(new.token_triples())
+    opts = app[OPTIONS]
+    opts.retention, opts.min_requests = new.retention, new.min_requests
+    ended = 0
+    try:
+        from node.console.app import CONSOLE
+        from node.console.data import profile_views
+    except ImportError:
+        pass
+    else:
+        if CONSOLE in app:
+            if gone:
+                ended = app[SESSION_AUTH].end_for(gone)
+            if engine is not None:
+                app[CONSOLE].profiles = profile_views(engine)
+                app[CONSOLE].warmup_requests = int(engine.warmup_requests)
+    for what, a, b in (("listen address", (old.listen_host, old.listen_port),
+                        (new.listen_host, new.listen_port)),
+                       ("storage", old.storage, new.storage)):
+        if a != b:
+            log.warning("control: the %s changed in the file; it takes effect on restart", what)
+    log.info("control: configuration reloaded (%d configured tokens%s)", len(new.tokens),
+             f"; {ended} console sessions of removed tokens ended" if ended else "")
+
+
 async def run_control(settings: ControlSettings, *,
                       ready: asyncio.Event | Callable[[str], Any] | None = None,
-                      engine: Any = None) -> None:
+                      engine: Any = None,
+                      reload: Callable[[], tuple[ControlSettings, Any]] | None = None) -> None:
     """Open storage (migrating it), serve the API on settings.listen_host:port and the web
     console under /console/, run retention every settings.retention_interval, until the
     task is cancelled.
 
     ready: an asyncio.Event set once listening, or a callable given the base URL (useful with
     port 0, which binds a free port). engine: the nodes' EngineConfig, when known, for the
-    console's read-only profiles view."""
+    console's read-only profiles view. reload: called on SIGHUP for the new (settings,
+    engine); a reload that raises PalisadeError keeps the running configuration."""
     try:
         storage = make_storage(settings.storage)
     except ValueError as e:
@@ -60,11 +96,30 @@ async def run_control(settings: ControlSettings, *,
         host, port = runner.addresses[0][:2]
         url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
         log.info("control plane listening on %s (storage %s)", url, storage.url_scheme)
+        current = settings
+
+        def on_hup() -> None:
+            nonlocal current
+            try:
+                new, new_engine = reload()  # type: ignore[misc]
+            except PalisadeError as e:
+                log.error("control: reload failed, keeping the running configuration: %s", e)
+                return
+            apply_reload(app, current, new, new_engine)
+            current = new
+
+        hup = False
+        if reload is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hup)
+                hup = True
         if isinstance(ready, asyncio.Event):
             ready.set()
         elif ready is not None:
             ready(url)
         await asyncio.Event().wait()  # until cancelled
     finally:
+        if reload is not None and hup:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         with contextlib.suppress(Exception):
             await runner.cleanup()  # also closes storage (the app owns it)
