@@ -86,6 +86,7 @@ async def run_control(settings: ControlSettings, *,
     # Long polls in flight get 5 s to finish on shutdown; nodes simply poll again.
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()
+    hup = False
     try:
         site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
         try:
@@ -108,7 +109,6 @@ async def run_control(settings: ControlSettings, *,
             apply_reload(app, current, new, new_engine)
             current = new
 
-        hup = False
         if reload is not None:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hup)
@@ -119,7 +119,7 @@ async def run_control(settings: ControlSettings, *,
             ready(url)
         await asyncio.Event().wait()  # until cancelled
     finally:
-        if reload is not None and hup:
+        if hup:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         with contextlib.suppress(Exception):
             await runner.cleanup()  # also closes storage (the app owns it)
