@@ -27,7 +27,7 @@ class RequestRecord:
     req_bytes: int = 0
     resp_bytes: int = 0
     duration_ms: float | None = None
-    ua: str = ""
+    ua: str | None = ""          # "" the client sent none; None the log does not record it
     session: str | None = None
     user: str | None = None
     id: str | int | None = None

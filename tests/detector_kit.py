@@ -38,7 +38,7 @@ def quiet(name: str) -> Callable:
 
 
 def rec(i: int, path: str = "/api/products/1", *, ts: float | None = None, ip: str = "203.0.113.9",
-        ua: str = CHROME, method: str = "GET", query: str = "", status: int = 200,
+        ua: str | None = CHROME, method: str = "GET", query: str = "", status: int = 200,
         resp_bytes: int = 1200, req_bytes: int = 0, duration_ms: float | None = 12.0,
         session: str | None = None, user: str | None = None, host: str = "shop.example",
         referer: str | None = None) -> RequestRecord:

@@ -69,6 +69,14 @@ def test_bad_user_agent_fires_on_tools_and_missing_agents(ua):
     assert fired(finding(eng, "bad_user_agent", "203.0.113.9"))
 
 
+def test_bad_user_agent_abstains_when_the_log_has_no_agent_field():
+    # `common` format: the agent is unknown (None), which is no evidence; "" is an empty one.
+    eng = run(rec(i, "/api/products", ua=None) for i in range(5))
+    assert finding(eng, "bad_user_agent", "203.0.113.9") is None
+    eng = run(rec(i, "/api/products", ua="") for i in range(5))
+    assert fired(finding(eng, "bad_user_agent", "203.0.113.9"))
+
+
 @fires("outdated_browser")
 def test_outdated_browser_fires_on_years_old_chrome():
     old = CHROME.replace("Chrome/142.0.0.0", "Chrome/70.0.3538.77")

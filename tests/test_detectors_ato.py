@@ -274,6 +274,28 @@ def test_password_typed_wrong_three_times_is_quiet():
         assert not fired(finding(eng, name, "198.18.3.3", kind="ip")), name
 
 
+def test_a_login_route_that_answers_401_reads_its_200_as_success_without_cookies():
+    """An access log without sessions or usernames (`common`): a person who mistypes three
+    times and gets in, three times over the day, must not read as a slow attacker."""
+    records, i = [], 0
+    for k in range(3):
+        t = T0 + k * 2 * 3600
+        for j in range(3):
+            records.append(rec(i, LOGIN, ts=t + j * 10, ip="198.18.9.9", ua=None, method="POST",
+                               status=401))
+            i += 1
+        records.append(rec(i, LOGIN, ts=t + 40, ip="198.18.9.9", ua=None, method="POST",
+                           status=200))
+        records += [rec(i + 1 + j, "/api/orders", ts=t + 50 + j * 17, ip="198.18.9.9", ua=None)
+                    for j in range(5)]
+        i += 6
+    eng = Engine()
+    ds = [d for r in records for d in eng.process(r)]
+    assert not ds
+    lt = eng.long_auth.get(("198.18.9.9", hash(None)))
+    assert lt.oks >= 2.5 and lt.streak < 1
+
+
 def test_mobile_v6_users_share_a_network_not_a_verdict():
     # 30 phones in one /64, each logging in once: the network is many people, not one client.
     records, i = [], 0

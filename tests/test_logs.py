@@ -118,9 +118,13 @@ COMMON_WANT = {"ts": T, "ip": "1.2.3.4", "method": "GET", "host": "", "path": "/
 @pytest.mark.parametrize(("line", "want"), [
     (CLF, {**COMMON_WANT, "ua": UA, "referer": None, "duration_ms": None, "id": "f.log:7",
            "session": None, "user": None, "req_bytes": 0}),
-    # common: no referer / UA
+    # common: no referer / UA field: the agent is unknown (None), not empty
     ('1.2.3.4 - frank [30/Sep/2021:09:58:05 +0200] "GET /a?b=1 HTTP/1.1" 200 512',
-     {**COMMON_WANT, "ua": "", "referer": None}),
+     {**COMMON_WANT, "ua": None, "referer": None}),
+    ('nginx: 1.2.3.4 - - [30/Sep/2021:09:58:05 +0200] "GET /a?b=1 HTTP/1.1" 200 512',
+     {**COMMON_WANT, "ua": None}),
+    ('1.2.3.4 - - [30/Sep/2021:09:58:05 +0200] "GET /a?b=1 HTTP/1.1" 200 512 "-" ""',
+     {**COMMON_WANT, "ua": ""}),
     ('1.2.3.4 - - [30/Sep/2021:09:58:05 +0200] "GET /a?b=1 HTTP/1.1" 200 -',
      {**COMMON_WANT, "resp_bytes": 0}),
     # trailing $request_time
@@ -396,7 +400,7 @@ MAIN_RT = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_b
     ('$time_iso8601 $remote_addr $request_method $uri $args $status ${request_time}s',
      "2021-09-30T09:58:05+02:00 1.2.3.4 POST /login a=1 302 0.100s",
      {"ts": T, "ip": "1.2.3.4", "method": "POST", "path": "/login", "query": "a=1",
-      "status": 302, "duration_ms": 100.0}),
+      "status": 302, "duration_ms": 100.0, "ua": None}),     # no $http_user_agent: unknown
     ('$msec $remote_addr "$request_method $request_uri" $status $remote_addr',
      '1632988685.250 1.2.3.4 "GET /x?q=1" 200 9.9.9.9',
      {"ts": T + 0.25, "ip": "1.2.3.4", "path": "/x", "query": "q=1", "status": 200}),

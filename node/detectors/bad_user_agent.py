@@ -2,7 +2,8 @@
 
 Matching is linear-time (node.signatures.ua: literal matching over a bounded prefix, cached).
 A claim to be a major search engine's crawler is left to good-bot verification, and a
-browser-looking agent is no evidence either way (any bot can send one): both abstain.
+browser-looking agent is no evidence either way (any bot can send one): both abstain, as
+does a log that does not record the agent at all (`common` format).
 """
 
 from node.detectors.base import Detector, Finding
@@ -33,7 +34,11 @@ class BadUserAgent(Detector):
     def observe(self, ev):
         # A session's kind lives in the shared `ua_kind` slot (other detectors read it too);
         # only an IP that sent a bad agent gets a private counter, so floods stay small.
-        kind = classify_ua(ev.rec.ua).kind
+        ua = ev.rec.ua
+        if ua is None:           # a log without the field (`common`): no evidence either way
+            ev.session.ua_kind = "unknown"
+            return False
+        kind = classify_ua(ua).kind
         ev.session.ua_kind = kind
         ip = ev.ip
         if kind in _STRENGTH and self.get(ip, 0) < 2:

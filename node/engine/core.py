@@ -69,6 +69,10 @@ SEMANTICS_CAP = 1_000
 ENDPOINTS_CAP = 20_000        # (application, method, template) objects with their memo slots
 
 
+# A session may look human with a browser's agent, or with none logged (`common` format).
+_HUMAN_UA_KINDS = frozenset(("browser", "unknown"))
+
+
 def _checkpoint(n: int) -> bool:
     """Full evaluations thin out as an actor grows: its counters move less per request, and
     a long session is evaluated every 16th request to 64, every 32nd to 1024, then 64th."""
@@ -259,8 +263,8 @@ class Engine:
                 auth = HTTP_AUTH
             if auth is not None:
                 result = auth_result(auth, status)
-                if result is None and not auth.success:
-                    result = self._default_result(ai, tmpl, status)
+                if not auth.success and result != "ok":   # no success status configured
+                    result = self._default_result(ai, tmpl, status, result == "fail")
         ev = Event(rec, app, tmpl, sess, ip, net, unsafe, new_session, auth, result, ai, ep)
         if auth is not None:
             self._auth_attempt(ev, ai, ts)
@@ -344,7 +348,7 @@ class Engine:
                 out.append(d)
         if (actor.kind == "session" and not actor.human and not actor.decided
                 and actor.n >= HUMAN_MIN_REQUESTS and best < HUMAN_MAX_CONFIDENCE
-                and actor.ua_kind == "browser"):
+                and actor.ua_kind in _HUMAN_UA_KINDS):
             cv = actor.interval_cv
             if cv is None or cv >= 0.5:
                 actor.human = True
@@ -437,12 +441,12 @@ class Engine:
         return tuple(out)
 
     # -- authentication ------------------------------------------------------------------------
-    def _default_result(self, ai: int, tmpl: str, status: int) -> str | None:
-        """A default login route (no configured statuses): 401/403 fail; 2xx counts as a
-        success only once the route has shown it answers failures with a status (WordPress
-        answers 200 to a wrong password, so there a 200 means nothing)."""
+    def _default_result(self, ai: int, tmpl: str, status: int, failed: bool) -> str | None:
+        """A login route without configured success statuses: a failure status fails; 2xx /
+        3xx counts as a success only once the route has shown it answers failures with a
+        status (WordPress answers 200 to a wrong password, so there a 200 means nothing)."""
         key = (ai, tmpl)
-        if status in (401, 403):
+        if failed:
             if key not in self._status_semantics and len(self._status_semantics) < SEMANTICS_CAP:
                 self._status_semantics[key] = True
             return "fail"

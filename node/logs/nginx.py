@@ -133,7 +133,7 @@ class LogFormatParser:
             status=_num(g[ix["status"]]) if ix["status"] else 0,
             req_bytes=_num(g[ix["req_bytes"]]) if ix["req_bytes"] else 0,
             resp_bytes=_num(g[ix["resp_bytes"]]) if ix["resp_bytes"] else 0,
-            duration_ms=dur, ua=ua_of(g[ix["ua"]]) if ix["ua"] else "",
+            duration_ms=dur, ua=ua_of(g[ix["ua"]]) if ix["ua"] else None,   # None: not logged
             referer=referer_of(g[ix["referer"]]) if ix["referer"] else None, id=f"{src}:{lineno}")
 
 

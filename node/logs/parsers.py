@@ -214,6 +214,12 @@ _FAST_RE = re.compile(
 _STATUS = {str(i): i for i in range(100, 1000)}
 
 
+def _no_ua(ua: str | None) -> str | None:
+    """`-` or `""`: the client sent no User-Agent (""); no field at all (`common`, or a
+    `log_format` without one): the log does not say (None), which is no evidence."""
+    return None if ua is None else ""
+
+
 def parse_combined(line: str, src: str, lineno: int, bad: dict[str, int]) -> RequestRecord | str:
     """combined / common, + `$request_time`, nginx main, vhost prefix, syslog wrapper."""
     if "\\" in line or (m := _FAST_RE.match(line)) is None:
@@ -227,7 +233,7 @@ def parse_combined(line: str, src: str, lineno: int, bad: dict[str, int]) -> Req
     path, _, query = target.partition("?")  # both within MAX_PATH as the target is
     return RequestRecord(
         ts, ip, method, "", path, query, _STATUS[status], 0, 0 if size == "-" else int(size),
-        float(rt) * 1000.0 if rt else None, "" if not ua or ua == "-" else ua, None, None,
+        float(rt) * 1000.0 if rt else None, ua if ua and ua != "-" else _no_ua(ua), None, None,
         f"{src}:{lineno}", None, None if not ref or ref == "-" else ref[:MAX_FIELD])
 
 
@@ -255,7 +261,7 @@ def _parse_prefixed(line: str, src: str, lineno: int) -> RequestRecord | str | N
     return RequestRecord(
         ts, ip, method, _host_cached(vhost), path, query, _STATUS[status], 0,
         0 if size == "-" else int(size), float(rt) * 1000.0 if rt else None,
-        "" if not ua or ua == "-" else ua, None, None, f"{src}:{lineno}", None,
+        ua if ua and ua != "-" else _no_ua(ua), None, None, f"{src}:{lineno}", None,
         None if not ref or ref == "-" else ref[:MAX_FIELD])
 
 
@@ -285,7 +291,7 @@ def _parse_combined_slow(line: str, src: str, lineno: int,
         ts, ip[:MAX_IP], method, norm_host(vhost) if vhost else "", path, query,
         0 if status == "-" else int(status), 0, 0 if size == "-" else int(size),
         tail_duration_ms(rest) if rest else None,
-        "" if not ua or ua == "-" else ua[:MAX_UA], None, None, f"{src}:{lineno}", None,
+        ua[:MAX_UA] if ua and ua != "-" else _no_ua(ua), None, None, f"{src}:{lineno}", None,
         None if not ref or ref == "-" else ref[:MAX_FIELD])
 
 
