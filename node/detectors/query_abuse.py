@@ -48,7 +48,7 @@ class QueryAbuse(Detector):
     observes_query = True
 
     def observe(self, ev):
-        q = ev.rec.query
+        q = ev.query                       # clock values are one placeholder
         shape = _shape(ev.template, q)
         qh = hash(q)
         b = self.base

@@ -34,12 +34,13 @@ class Event:
     """One request as the engine sees it: the record, its endpoint and the actors it touches."""
 
     __slots__ = ("rec", "app", "template", "session", "ip", "net", "unsafe", "new_session",
-                 "auth", "auth_result", "app_index", "endpoint")
+                 "auth", "auth_result", "app_index", "endpoint", "query")
 
     def __init__(self, rec: RequestRecord, app: Application, template: str, session: Actor,
                  ip: Actor, net: Actor | None, unsafe: bool, new_session: bool,
                  auth: AuthEndpoint | None = None, auth_result: str | None = None,
-                 app_index: int = 0, endpoint: Endpoint | None = None) -> None:
+                 app_index: int = 0, endpoint: Endpoint | None = None,
+                 query: str | None = None) -> None:
         self.rec = rec
         self.app = app
         self.template = template
@@ -52,6 +53,9 @@ class Event:
         self.auth_result = auth_result    # "ok" | "fail" | None (unknown / not auth)
         self.app_index = app_index
         self.endpoint = endpoint or Endpoint((app.name, rec.method, template), 0, 0, MEMO_SLOTS)
+        # The query as behaviour sees it: values that are the request's own time are one
+        # placeholder (engine.clock), so a polling loop does not look like enumeration.
+        self.query = rec.query if query is None else query
 
     def actors(self) -> tuple[Actor, ...]:
         return (self.session, self.ip) if self.net is None else (self.session, self.ip, self.net)

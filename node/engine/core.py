@@ -44,6 +44,7 @@ from node.engine.auth import (
     slash24,
 )
 from node.engine.baselines import Baselines
+from node.engine.clock import without_clock
 from node.engine.context import Endpoint, EngineContext, Event
 from node.engine.decision import Decision
 from node.engine.sketch import hll_add, hll_count, hll_new, hll_pos
@@ -228,6 +229,8 @@ class Engine:
             return _NO_DECISIONS
         rid = rec.id if rec.id is not None else self.requests
         q = rec.query
+        if q:
+            q = without_clock(q, ts)      # `since=<now>` asks for nothing new
         pi = (hash((path, q)) if q else hash(path)) & 1023   # its bit in the uniqueness bitmap
         method = rec.method
         by_method = self._endpoints[ai].get(tmpl)
@@ -265,7 +268,7 @@ class Engine:
                 result = auth_result(auth, status)
                 if not auth.success and result != "ok":   # no success status configured
                     result = self._default_result(ai, tmpl, status, result == "fail")
-        ev = Event(rec, app, tmpl, sess, ip, net, unsafe, new_session, auth, result, ai, ep)
+        ev = Event(rec, app, tmpl, sess, ip, net, unsafe, new_session, auth, result, ai, ep, q)
         if auth is not None:
             self._auth_attempt(ev, ai, ts)
         elif sess.auth is not None and sess.auth.login_only:
