@@ -118,7 +118,9 @@ def test_browsers(ua, family):
         ("python-requests/2.31.0", ("library", "python-requests")),
         ("Python/3.12 aiohttp/3.9.1", ("library", "python")),
         ("Go-http-client/1.1", ("library", "go-http-client")),
-        ("okhttp/4.12.0", ("library", "okhttp")),
+        # a mobile app's HTTP stack: its customers' agent, not a script's
+        ("okhttp/4.12.0", ("app", "okhttp")),
+        ("ShopApp/3.1 (com.shop.ios; build:88; iOS 17.1.1) Alamofire/5.8.0", ("app", "alamofire")),
         ("Java/17.0.1", ("library", "java")),
         ("Apache-HttpClient/4.5.14 (Java/17.0.8)", ("library", "apache-httpclient")),
         ("libwww-perl/6.72", ("library", "libwww-perl")),
@@ -126,7 +128,7 @@ def test_browsers(ua, family):
         ("axios/1.6.2", ("library", "axios")),
         ("node-fetch/1.0 (+https://github.com/bitinn/node-fetch)", ("library", "node-fetch")),
         ("PostmanRuntime/7.36.0", ("library", "postman")),
-        ("Dart/3.2 (dart:io)", ("library", "dart")),
+        ("Dart/3.2 (dart:io)", ("app", "dart")),
         (
             "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
             "HeadlessChrome/120.0.0.0 Safari/537.36",

@@ -1,4 +1,5 @@
-"""Bad user agent: attack tools, HTTP libraries, crawlers and missing user agents.
+"""Bad user agent: attack tools, HTTP libraries, crawlers and missing user agents. A mobile
+app's HTTP stack (okhttp, Alamofire, Dart) is a customer's agent, like a browser's.
 
 Matching is linear-time (node.signatures.ua: literal matching over a bounded prefix, cached).
 A claim to be a major search engine's crawler is left to good-bot verification, and a
@@ -29,7 +30,7 @@ class BadUserAgent(Detector):
              "account_takeover": 1.0}
     slots = ("kind",)
     observes_start = True     # the user agent is judged once, on a session's first request
-    _KINDS = ("browser", "scanner", "library", "crawler", "empty", "good_bot", "other")
+    _KINDS = ("browser", "scanner", "library", "crawler", "empty", "good_bot", "other", "app")
 
     def observe(self, ev):
         # A session's kind lives in the shared `ua_kind` slot (other detectors read it too);

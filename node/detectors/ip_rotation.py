@@ -4,7 +4,9 @@ Two links across addresses:
 - a session cookie presented from many networks (a scraper behind a rotating proxy keeps its
   cookie); people move between a few networks (home, phone), rarely more;
 - login-only attempts that share a user agent (engine.auth clusters) coming from many
-  addresses with only a few attempts each: one campaign spread thin over a proxy pool.
+  addresses with only a few attempts each: one campaign spread thin over a proxy pool --
+  provided many of that agent's sessions stop at the login and its known outcomes mostly
+  fail (a mobile app's customers share one agent too, but they log in and use the app).
 A detection names the linked addresses (up to 256) so the reaction covers the pool.
 """
 
@@ -46,6 +48,16 @@ class IpRotation(Detector):
             return None
         c = self.ctx.clusters.get(("ua", ev.app_index, hash(ev.rec.ua)))
         if c is None or c.ip_hll is None:
+            return None
+        c.decay(ev.rec.ts)
+        # A mobile app sends one user agent from all its customers' addresses, and each of
+        # them logs in first: a pool only if many of these sessions stopped at the login
+        # (a session that goes on to use the application is un-counted), and the attempts
+        # whose outcome shows mostly fail.
+        if c.lo_sessions < self.p["min_pool"]:
+            return None
+        known = c.fails + c.oks
+        if known >= 1 and c.fails < known * 0.5:
             return None
         pool = c.distinct_ips
         per_ip = c.attempts / max(pool, 1)

@@ -70,8 +70,9 @@ SEMANTICS_CAP = 1_000
 ENDPOINTS_CAP = 20_000        # (application, method, template) objects with their memo slots
 
 
-# A session may look human with a browser's agent, or with none logged (`common` format).
-_HUMAN_UA_KINDS = frozenset(("browser", "unknown"))
+# A session may look human with a browser's or a mobile app's agent, or with none logged
+# (`common` format).
+_HUMAN_UA_KINDS = frozenset(("browser", "app", "unknown"))
 
 
 def _checkpoint(n: int) -> bool:

@@ -19,10 +19,15 @@ from crawleruseragents import CRAWLER_USER_AGENTS_DATA
 MAX_UA = 512  # same bound as node.record.MAX_UA: nothing past it is looked at
 CACHE_SIZE = 8192
 
-UAKind = Literal["empty", "scanner", "library", "crawler", "good_bot", "browser", "other"]
+UAKind = Literal["empty", "scanner", "library", "crawler", "good_bot", "browser", "app",
+                 "other"]
 KINDS: frozenset[str] = frozenset(
-    ("empty", "scanner", "library", "crawler", "good_bot", "browser", "other")
+    ("empty", "scanner", "library", "crawler", "good_bot", "browser", "app", "other")
 )
+# The HTTP stacks of native mobile apps: apps keep their default agent (`okhttp/4.12.0`,
+# `ShopApp/3.1 (...; iOS 17.1) Alamofire/5.8.0`, Flutter's `Dart/3.2 (dart:io)`), so these
+# are the customers of a mobile app as much as a browser's agent is a person's: kind "app".
+APP_STACKS: frozenset[str] = frozenset(("okhttp", "alamofire", "dart"))
 
 
 class UAClass(NamedTuple):
@@ -270,7 +275,8 @@ def _classify(ua: str) -> UAClass:
         return UAClass("scanner", _SCANNERS[m.group()])
     # Headless / automation before good bots: "HeadlessChrome ... Googlebot" is not Google.
     if m := _LIBRARY_RE.search(low):
-        return UAClass("library", _LIBRARIES[m.group()])
+        name = _LIBRARIES[m.group()]
+        return UAClass("app" if name in APP_STACKS else "library", name)
     if m := _GOOD_BOT_RE.search(low):
         return UAClass("good_bot", _GOOD_BOTS[m.group()])
     if m := _CRAWLER_RE.search(low):
