@@ -139,6 +139,6 @@ def record_from_dict(d: dict[str, Any]) -> RequestRecord:
 def record_from_json(line: str | bytes) -> RequestRecord:
     try:
         d = json.loads(line)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:   # deep nesting: no crash
         raise RecordError("bad-json", str(e)[:80]) from None
     return record_from_dict(d)

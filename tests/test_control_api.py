@@ -166,6 +166,7 @@ BAD_REQUESTS = [
     ("POST", "/api/v1/lists/deny", b'{"cidr": "10.0.0.1", "extra": 1}'),
     ("POST", "/api/v1/lists/deny", b'{"cidr": "10.0.0.1", "duration": -5}'),
     ("POST", "/api/v1/lists/deny", b"[]"),
+    ("POST", "/api/v1/lists/deny", b'{"cidr": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"),
     ("POST", "/api/v1/lists/deny", b""),
     ("DELETE", "/api/v1/lists/deny", None),
 ]

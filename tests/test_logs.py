@@ -259,6 +259,7 @@ def test_wrapped_lines(line, want):
     (js({"stream": "stdout"}), "missing-field"),
     ('{"a": 1} x', "bad-json"),
     ("{oops", "bad-json"),
+    ('{"log": ' + "[" * 30_000 + "]" * 30_000 + "}", "bad-json"),   # nesting: no RecursionError
 ])
 def test_wrapped_errors(line, reason):
     assert parse("wrapped", line)[0] == reason
@@ -296,6 +297,8 @@ def test_json_formats(fmt, line, want):
 @pytest.mark.parametrize(("fmt", "line", "reason"), [
     ("json", "not json", "bad-json"),
     ("json", "{not json", "bad-json"),
+    ("json", '{"ts": ' + "[" * 30_000 + "]" * 30_000 + "}", "bad-json"),
+    ("caddy", '{"ts": ' + "[" * 30_000 + "]" * 30_000 + "}", "bad-json"),
     ("json", CLF, "bad-json"),
     ("json", "[1, 2]", "bad-json"),
     ("json", json.dumps({"ts": 1, "ip": "1.2.3.4", "method": "GET"}), "missing-field"),

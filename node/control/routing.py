@@ -176,7 +176,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             raise ApiError(415, "send the body as application/json")
         try:
             body = loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
             raise InvalidInput("body", f"not valid JSON ({str(e)[:60]})") from None
         validate(spec.body, body)
         request[BODY] = body

@@ -329,7 +329,7 @@ def _load(line: str) -> dict[str, Any] | str:
         return "bad-json"
     try:
         d = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):     # `[[[[...` 64 KiB deep is malformed, not a crash
         return "bad-json"
     return d if isinstance(d, dict) else "not-object"
 
