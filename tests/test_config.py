@@ -69,6 +69,7 @@ def test_compiled_config_is_immutable():
     ("engine:\n  max_sessions: 10\n", 2, "must be >= 100"),
     ("a: 1\na: 2\n", 2, "duplicate key"),
     ("engine:\n  x: [\n", 3, "YAML syntax error"),
+    ("engine: " + "[" * 20_000 + "]" * 20_000 + "\n", 1, "nested too deeply"),
 ])
 def test_config_errors_name_file_line_key(text, line, needle):
     with pytest.raises(ConfigError) as exc:

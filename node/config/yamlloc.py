@@ -70,6 +70,9 @@ def load_yaml_text(text: str, name: str) -> Any:
                           line=line) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"YAML error: {e}", file=name) from None
+    except RecursionError:
+        line = loader.get_mark().line + 1 if loader.get_mark() else None
+        raise ConfigError("YAML nested too deeply", file=name, line=line) from None
     finally:
         loader.dispose()
 
