@@ -7,11 +7,15 @@ not react to them. Blocked requests are still recorded.
 
 from __future__ import annotations
 
+import logging
+
 from mitmproxy import http
 
 from node.capture import session_value
 from node.problem import problem_body, problem_headers
 from node.proxy.context import META, FlowMeta, NodeContext
+
+logger = logging.getLogger(__name__)
 
 # the metrics reason for a graylist block: the first sign found in this order
 _SIGN_ORDER = ("sqli", "xss", "cmd_injection", "path_traversal", "scanner_probe")
@@ -47,7 +51,11 @@ class Enforce:
         verdict = node.iplists.verdict(meta.ipkey, now)
         meta.list = verdict.list
         meta.app = app = node.capture.app_for(meta.host)
-        meta.session = session_value(app.session, header_getter(flow.request.headers))
+        try:
+            meta.session = session_value(app.session, header_getter(flow.request.headers))
+        except Exception:  # a hostile header must never skip the verdict below (fail safe)
+            logger.exception("session capture failed; enforcing on the address only")
+            meta.session = None
         if verdict.list in ("allow", "exception"):
             return
         if verdict.list == "deny":

@@ -94,8 +94,8 @@ def jwt_claim(token: str, claim: str) -> str | None:
     payload = token.split(".", 2)[1]
     try:
         data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        return None
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        return None         # a client's token: `[[[[...` nested 3000 deep must not raise
     if not isinstance(data, dict):
         return None
     v = data.get(claim)

@@ -235,6 +235,17 @@ async def test_denylisted_gets_problem_and_never_reaches_upstream(tctx, node):
     assert node.engine.records == []
 
 
+async def test_a_capture_failure_never_skips_the_denylist(tctx, node, monkeypatch):
+    import addons.enforce
+
+    def boom(*a, **kw):
+        raise RecursionError("hostile header")
+    monkeypatch.setattr(addons.enforce, "session_value", boom)
+    node.iplists.add("deny", "203.0.113.0/24")
+    f = await run(tctx, make_flow(), ok(b"upstream body"))
+    assert f.response.status_code == 403 and f.metadata[META].blocked == "denylist"
+
+
 @pytest.mark.parametrize("path,body,blocked,reason", [
     ("/api/items?id=7", b"", False, None),
     ("/api/items?id=1'%20OR%20'1'='1", b"", True, "sqli"),

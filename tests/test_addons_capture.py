@@ -63,6 +63,15 @@ def test_jwt_claim(token, claim, expected):
     assert jwt_claim(token, claim) == expected
 
 
+def test_jwt_claim_survives_a_deeply_nested_payload():
+    # Raised in the request hook, it would skip enforcement (a denylist bypass).
+    deep = base64.urlsafe_b64encode(b"[" * 3000 + b"]" * 3000).rstrip(b"=").decode()
+    assert jwt_claim(f"e30.{deep}.sig", "sub") is None
+    params = SessionParams(header="Authorization", jwt_claim="sub")
+    assert session_value(params, getter({"Authorization": f"Bearer e30.{deep}.sig"})) == \
+        hash_value(f"Bearer e30.{deep}.sig", "s-")
+
+
 def test_bearer_token():
     assert bearer_token("Bearer abc ") == "abc" and bearer_token("bearer x") == "x"
     assert bearer_token("Basic xyz") == "Basic xyz"
