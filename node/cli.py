@@ -8,6 +8,7 @@ import sys
 
 from node import __version__
 from node.errors import PalisadeError
+from node.term import escape
 
 
 def _replay_parser(sub) -> None:
@@ -132,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except PalisadeError as e:
-        print(f"palisade {args.command}: error: {e}", file=sys.stderr)
+        # The message may quote a log line or a file name: no control characters reach the
+        # terminal.
+        print(f"palisade {args.command}: error: {escape(str(e), 2000)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -86,6 +86,13 @@ def test_replay_control_characters_are_escaped_in_the_table(tmp_path, capsys):
     assert "\x1b" not in out and "\x07" not in out
 
 
+def test_replay_error_lines_carry_no_control_characters(tmp_path, capsys):
+    target = tmp_path / "evil\x1b[2J.log"                 # missing, with an escape in its name
+    assert main(["replay", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "evil" in err and err.count("\n") == 1
+
+
 def test_replay_gives_the_same_detections_every_run(tmp_path):
     """The command fixes the hash seed itself (sketch positions come from `hash()`), so a
     replay is reproducible without the caller setting PYTHONHASHSEED."""
