@@ -19,7 +19,7 @@ from node.engine.behavior import BehaviorModel
 
 FORMAT_VERSION = 2        # 2: + authentication attempts per session, the behaviour model
 RING = 256
-REFRESH = 64
+REFRESH = 128        # half a ring: the percentiles follow the traffic, at half the sorting
 MIN_SAMPLES = 100         # an endpoint's baseline votes only after this many observations
 _QS = (0.50, 0.95, 0.99)
 
