@@ -194,8 +194,8 @@ class ActorTable:
     """Actors by key: LRU order doubles as inactivity order, so expiry and the hard cap are
     both O(1) pops from the old end. `on_end(actor)` sees every actor that leaves."""
 
-    __slots__ = ("kind", "cap", "_ttl", "_bucket", "_d", "evictions", "expirations", "on_end",
-                 "_ops")
+    __slots__ = ("kind", "cap", "_ttl", "_bucket", "_edge", "_next_edge", "_d", "evictions",
+                 "expirations", "on_end", "_ops")
 
     def __init__(self, kind: str, cap: int, ttl: float,
                  on_end: Callable[[Actor], None] | None = None) -> None:
@@ -220,7 +220,11 @@ class ActorTable:
             # Approximate LRU: an actor moves to the young end when its last touch was in
             # an earlier time bucket, so a burst costs one move, and the order is right to
             # within a bucket (ttl / 64): expiry and eviction stay O(1) pops from the old end.
-            if ts // self._bucket != a.last_ts // self._bucket:
+            if ts >= self._next_edge:           # a new bucket began: one division per bucket
+                b = self._bucket
+                self._edge = ts - ts % b
+                self._next_edge = self._edge + b
+            if a.last_ts < self._edge:
                 d.move_to_end(key)
             return a
         if a is not None:               # same key after its inactivity timeout: a new actor
@@ -245,6 +249,7 @@ class ActorTable:
     def ttl(self, ttl: float) -> None:
         self._ttl = ttl
         self._bucket = max(ttl / 64, 1e-3)
+        self._edge = self._next_edge = float("-inf")   # the current bucket's start and end
 
     def expire(self, now: float) -> int:
         """Drop actors idle longer than the TTL (they sit at the old end)."""
