@@ -125,7 +125,8 @@ def record_from_dict(d: dict[str, Any]) -> RequestRecord:
         req_bytes=max(0, int(_num(d, "req_bytes"))),
         resp_bytes=max(0, int(_num(d, "resp_bytes"))),
         duration_ms=float(dur) if dur is not None else None,
-        ua=_str(d, "ua", MAX_UA) or "",
+        # `"ua": null` is a log that did not record the agent (unknown); absent, it is empty.
+        ua=None if "ua" in d and d["ua"] is None else (_str(d, "ua", MAX_UA) or ""),
         session=_str(d, "session", MAX_FIELD, None),
         user=_str(d, "user", MAX_FIELD, None),
         id=rid,

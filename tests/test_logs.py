@@ -272,6 +272,10 @@ def test_wrapped_errors(line, reason):
     ("json", json.dumps({"ts": 1, "ip": "1.2.3.4", "method": "get", "path": "/"}),
      {"method": "GET", "host": "", "query": "", "status": 0}),
     ("json", "2025-12-31T17:37:40.49+01:00 stdout F " + js(REC), {"ip": "203.0.113.7"}),
+    ("json", json.dumps({"ts": 1.5, "ip": "1.2.3.4", "method": "GET", "path": "/", "ua": None}),
+     {"ua": None}),                                   # null: not recorded, unknown
+    ("json", json.dumps({"ts": 1.5, "ip": "1.2.3.4", "method": "GET", "path": "/"}),
+     {"ua": ""}),
     ("caddy", js(CADDY), {"ts": 1693840791.5, "ip": "127.0.0.1", "method": "GET",
                           "host": "example.com", "path": "/x", "query": "y=1", "status": 404,
                           "req_bytes": 3, "resp_bytes": 10, "duration_ms": 2.0,
