@@ -22,43 +22,34 @@ def _need_corpus() -> None:
         pytest.skip(f"corpus {ROOT} not found (a clone without ../shared)")
 
 
-def _cases() -> list[dict]:
+def _cases(group: str) -> list[dict]:
     if not (ROOT / "manifest.json").exists():
-        return [{"case": "corpus-missing", "group": "core"}]
-    return [c for c in corpus.load_manifest(ROOT) if c["group"] == "core"]
+        return [{"case": "corpus-missing", "group": group}]
+    return [c for c in corpus.load_manifest(ROOT) if c["group"] == group]
 
 
-@pytest.mark.parametrize("case", _cases(), ids=lambda c: c["case"])
-def test_core_case_flags_expected_ips(case):
+def _check_case(case: dict, gaps: dict[str, str]) -> None:
     _need_corpus()
     name = case["case"]
     if name in corpus.OUT_OF_SCOPE:
         pytest.skip(corpus.OUT_OF_SCOPE[name])
     result = corpus.run_case(case, ROOT)
-    if name in corpus.KNOWN_GAPS and not result.passed:
-        pytest.xfail(corpus.KNOWN_GAPS[name])
+    if name in gaps and not result.passed:
+        pytest.xfail(gaps[name])
     assert result.error is None, result.error
     assert not result.missed, f"{name}: expected {sorted(result.expected)}, missed " \
                               f"{sorted(result.missed)}"
 
 
-def _cve_cases() -> list[dict]:
-    if not (ROOT / "manifest.json").exists():
-        return [{"case": "corpus-missing", "group": "cve"}]
-    return [c for c in corpus.load_manifest(ROOT) if c["group"] == "cve"]
+@pytest.mark.parametrize("case", _cases("core"), ids=lambda c: c["case"])
+def test_core_case_flags_expected_ips(case):
+    _check_case(case, corpus.KNOWN_GAPS)
 
 
-@pytest.mark.parametrize("case", _cve_cases(), ids=lambda c: c["case"])
+@pytest.mark.parametrize("case", _cases("cve"), ids=lambda c: c["case"])
 def test_cve_case_flags_expected_ips(case):
     """Single-request exploits: one unambiguous payload or exploited endpoint decides."""
-    _need_corpus()
-    name = case["case"]
-    result = corpus.run_case(case, ROOT)
-    if name in corpus.CVE_GAPS and not result.passed:
-        pytest.xfail(corpus.CVE_GAPS[name])
-    assert result.error is None, result.error
-    assert not result.missed, f"{name}: expected {sorted(result.expected)}, missed " \
-                              f"{sorted(result.missed)}"
+    _check_case(case, corpus.CVE_GAPS)
 
 
 def test_replay_survives_every_corpus_log(capsys):
