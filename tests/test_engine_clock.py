@@ -1,4 +1,5 @@
-"""Clock values in queries (node/engine/clock.py): a polling page is not an enumeration."""
+"""Queries that are not a client's choice: clock values (node/engine/clock.py) and the
+cursors of long polls the server held. A polling page is not an enumeration."""
 
 from __future__ import annotations
 
@@ -67,3 +68,20 @@ def test_an_enumeration_with_a_cache_buster_still_counts():
     eng = run(recs)
     assert fired(finding(eng, "query_abuse", "203.0.113.9"))
     assert fired(finding(eng, "request_uniqueness", "203.0.113.9"))
+
+
+def test_a_long_poll_with_opaque_cursors_is_not_an_enumeration():
+    """A chat tab long-polling /api/events?cursor=<opaque>: the server holds each request
+    ~25 s, so the loop is the server's pace and the cursor the server's choice."""
+    r = random.Random(21)
+    recs, t = [], T0
+    for i in range(300):
+        hold = 25.0 if r.random() < 0.8 else r.uniform(0.2, 25.0)
+        recs.append(rec(i, "/api/events", query=f"cursor={r.getrandbits(64):016x}", ts=t,
+                        ip="198.18.80.1", duration_ms=hold * 1000))
+        t += hold + 0.05
+    eng = Engine()
+    assert not [d for x in recs for d in eng.process(x)]
+    eng = run(recs)
+    for name in ("request_uniqueness", "query_abuse"):
+        assert not fired(finding(eng, name, "198.18.80.1")), name

@@ -68,6 +68,7 @@ LOGIN_CARRY = 120.0          # s: a new session right after a successful login c
 RECENT_OK_CAP = 10_000
 SEMANTICS_CAP = 1_000
 ENDPOINTS_CAP = 20_000        # (application, method, template) objects with their memo slots
+HOLD_MS = 10_000.0            # a response this slow is a long poll held by the server
 
 
 # A session may look human with a browser's or a mobile app's agent, or with none logged
@@ -231,7 +232,13 @@ class Engine:
         rid = rec.id if rec.id is not None else self.requests
         q = rec.query
         if q:
-            q = without_clock(q, ts)      # `since=<now>` asks for nothing new
+            d = rec.duration_ms
+            if d is not None and d >= HOLD_MS:
+                # A long poll: the server held the request, so the loop is paced by the
+                # server, and its ever-new cursor is the server's, not an enumeration.
+                q = ""
+            else:
+                q = without_clock(q, ts)  # `since=<now>` asks for nothing new
         pi = (hash((path, q)) if q else hash(path)) & 1023   # its bit in the uniqueness bitmap
         method = rec.method
         by_method = self._endpoints[ai].get(tmpl)
