@@ -63,7 +63,7 @@ class ForcedBrowsing(Detector):
             t = ev.template
             kind = classify(rec.method, rec.path, "")
             if t == rec.path or ("{" in t and "{var}" not in t and "{token}" not in t
-                                 and "{email}" not in t):
+                                 and "{email}" not in t and "{static}" not in t):
                 memo[self.memo] = kind
         q = rec.query
         if q and (kind is None or kind in _PROBE_KIND):

@@ -131,6 +131,26 @@ class Actor:
         else:
             ids[n % EVIDENCE_KEEP] = rid     # a ring: request n+1 overwrites the oldest
 
+    def observe_resource(self, ts: float, status: int, req_bytes: int, resp_bytes: int,
+                         rid: Any) -> None:
+        """A page's own resource (script, image, font) after the actor's first request: a
+        request and its bytes, but no rhythm, rate or breadth -- the browser chose it."""
+        if ts > self.last_ts:
+            self.last_ts = ts
+        n = self.n
+        self.n = n + 1
+        if status >= 400:
+            self.n_err += 1
+        self.req_bytes += req_bytes
+        self.resp_bytes += resp_bytes
+        ids = self.ids                       # the evidence ring stays aligned with n
+        if ids is None:
+            self.ids = [rid]
+        elif n < EVIDENCE_KEEP:
+            ids.append(rid)
+        else:
+            ids[n % EVIDENCE_KEEP] = rid
+
     # -- derived features (evaluation time only) --------------------------------------------
     @property
     def interval_cv(self) -> float | None:

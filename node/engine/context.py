@@ -21,13 +21,14 @@ class Endpoint:
     (is it critical? its behaviour state?), computed on the first request and read after:
     per-endpoint work leaves the per-request path."""
 
-    __slots__ = ("key", "ei", "er", "memo")
+    __slots__ = ("key", "ei", "er", "memo", "static")
 
     def __init__(self, key: tuple[str, str, str], ei: int, er: int, slots: int) -> None:
         self.key = key          # (application, method, template)
         self.ei = ei            # the template's register and rank in the breadth sketches
         self.er = er
         self.memo: list[Any] = [UNSET] * slots
+        self.static = False     # a page resource (script, style, image, font) fetched by GET
 
 
 class Event:

@@ -69,6 +69,11 @@ RECENT_OK_CAP = 10_000
 SEMANTICS_CAP = 1_000
 ENDPOINTS_CAP = 20_000        # (application, method, template) objects with their memo slots
 HOLD_MS = 10_000.0            # a response this slow is a long poll held by the server
+STATIC_SUFFIXES = (".js", ".mjs", ".css", ".png", ".jpg", ".jpeg", ".gif", ".webp", ".avif",
+                   ".svg", ".ico", ".woff", ".woff2", ".ttf", ".otf", ".eot", ".map", ".mp4",
+                   ".webm")           # page resources
+STATIC_TEMPLATE = "/{static}"  # what a page's own resources count as
+_STATIC_PI = hash(STATIC_TEMPLATE) & 1023
 
 
 # A session may look human with a browser's or a mobile app's agent, or with none logged
@@ -187,6 +192,7 @@ class Engine:
             ei, er = hll_pos(hash(template))
             ep = by_method[method] = Endpoint((self.apps[ai].name, method, template), ei, er,
                                               len(self.detectors))
+            ep.static = method in ("GET", "HEAD") and template.lower().endswith(STATIC_SUFFIXES)
             self._n_endpoints += 1
         return ep
 
@@ -245,10 +251,28 @@ class Engine:
         ep = by_method.get(method) if by_method is not None else None
         if ep is None:
             ep = self._endpoint(ai, method, tmpl)
+        status = rec.status
+        if ep.static and status < 400 and rec.referer:
+            # A page's own resources, which the browser fetches by itself (the Referer names
+            # the page): requests and bytes, but no rate, rhythm, breadth or uniqueness, and
+            # no detector's business -- fifty scripts and images after a page are not fifty
+            # choices. (An actor's very first request is counted in full, as one endpoint.)
+            # Resources asked for without a page still count each: an image scraper sends no
+            # Referer.
+            if sess.n and ip.n and (net is None or net.n):
+                rq, rs = rec.req_bytes, rec.resp_bytes
+                rid = rec.id if rec.id is not None else self.requests
+                sess.observe_resource(ts, status, rq, rs, rid)
+                ip.observe_resource(ts, status, rq, rs, rid)
+                if net is not None:
+                    net.observe_resource(ts, status, rq, rs, rid)
+                return _NO_DECISIONS
+            tmpl, q, pi = STATIC_TEMPLATE, "", _STATIC_PI
+            ep = self._endpoint(ai, "GET", STATIC_TEMPLATE)
         ei, er = ep.ei, ep.er
         unsafe = rec.method not in _SAFE
         has_q = bool(q)
-        status, rq, rs = rec.status, rec.req_bytes, rec.resp_bytes
+        rq, rs = rec.req_bytes, rec.resp_bytes
         sess.observe(ts, pi, ei, er, status, unsafe, has_q, rq, rs, rid)
         ip.observe(ts, pi, ei, er, status, unsafe, has_q, rq, rs, rid)
         if net is not None:
@@ -534,8 +558,11 @@ class Engine:
         st = sess.auth
         if force or sess.n - st.attempts - st.before > LOGIN_ONLY_BEFORE + 1:
             st.login_only = False
+            ip = ev.rec.ip
             for c in self._clusters_of(ev.rec, ai, ts):
                 c.lo_sessions = max(0.0, c.lo_sessions - 1.0)
+                if c.ips is not None:     # a pool names only addresses that stopped at the
+                    c.ips.pop(ip, None)   # login: a person who went on is not in it
 
     def _carry_login(self, rec: RequestRecord, sess: Actor, ip: Actor, ts: float,
                      ai: int) -> None:
