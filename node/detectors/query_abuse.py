@@ -5,35 +5,25 @@ Per request O(1): hash of (endpoint, parameter names in order) compared with the
 request's; a request with the same shape but a different query string counts as "varied".
 """
 
+from functools import lru_cache
+
 from node.detectors.base import Detector, Finding, Param
 
 _MAX_Q = 1024
 
 
-_NAMES_CACHE: dict[str, str] = {}
-_NAMES_CACHE_MAX = 4096
-
-
-def _names(query: str) -> str:
+@lru_cache(maxsize=4096)          # keys cut to _MAX_Q: at most 4 MiB held
+def _names(q: str) -> str:
     """`q=a&page=2` → `q&page`: parameter names make the shape; a bare token (`/?8890121518`,
     a cache buster) is a value too."""
-    names = _NAMES_CACHE.get(query)
-    if names is None:
-        q = query[:_MAX_Q]
-        if "&" not in q:
-            i = q.find("=")
-            names = q[:i] if i >= 0 else ""
-        else:
-            names = "&".join([p[:p.find("=")] if "=" in p else "" for p in q.split("&")])
-        if len(query) <= 256:               # bounded: 4096 short queries at most
-            if len(_NAMES_CACHE) >= _NAMES_CACHE_MAX:
-                _NAMES_CACHE.clear()
-            _NAMES_CACHE[query] = names
-    return names
+    if "&" not in q:
+        i = q.find("=")
+        return q[:i] if i >= 0 else ""
+    return "&".join([p[:p.find("=")] if "=" in p else "" for p in q.split("&")])
 
 
 def _shape(template: str, query: str) -> int:
-    return hash((template, _names(query)))
+    return hash((template, _names(query[:_MAX_Q])))
 
 
 class QueryAbuse(Detector):

@@ -261,7 +261,6 @@ class Engine:
             # Referer.
             if sess.n and ip.n and (net is None or net.n):
                 rq, rs = rec.req_bytes, rec.resp_bytes
-                rid = rec.id if rec.id is not None else self.requests
                 sess.observe_resource(ts, status, rq, rs, rid)
                 ip.observe_resource(ts, status, rq, rs, rid)
                 if net is not None:

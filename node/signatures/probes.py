@@ -308,16 +308,7 @@ def with_query(kind: ProbeKind | None, query: str) -> ProbeKind | None:
     caller may keep per endpoint): the query only matters if it is the more specific one."""
     rank = _RANK[kind] if kind is not None else _NONE
     if rank > 0:
-        if len(query) > MAX_SCAN:
-            query = query[:MAX_SCAN]
-        qr = _QUERY_CACHE.get(query)
-        if qr is None:
-            qr = _query_rank(query)
-            if len(query) <= _QUERY_CACHE_LEN:     # short, repeated ones: `page=2`
-                if len(_QUERY_CACHE) >= CACHE_SIZE:
-                    _QUERY_CACHE.clear()
-                _QUERY_CACHE[query] = qr
-        rank = min(rank, qr)
+        rank = min(rank, _query_rank(query[:MAX_SCAN]))   # cached (lru)
     return PROBE_KINDS[rank] if rank < _NONE else None
 
 
@@ -331,10 +322,6 @@ def payload_kind(text: str) -> ProbeKind | None:
     low = _decode(text[:MAX_SCAN].lower()).lower()
     rank = _TABLE.query_subs.best(low)
     return PROBE_KINDS[rank] if rank < _NONE else None
-
-
-_QUERY_CACHE: dict[str, int] = {}
-_QUERY_CACHE_LEN = 128
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -446,6 +433,5 @@ def _query_rank(query: str) -> int:
 
 def cache_clear() -> None:
     _path_rank.cache_clear()
-    _QUERY_CACHE.clear()
     _query_rank.cache_clear()
     _segment_rank.cache_clear()
