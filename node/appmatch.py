@@ -79,6 +79,10 @@ class AuthMatcher:
                 else:
                     self._exact[(app.name, method, ep.path)] = ep
 
+    def configured(self, app: str) -> bool:
+        """The application lists its authentication endpoints (no defaults apply)."""
+        return app in self._configured
+
     def endpoint(self, app: str, method: str, path: str, template: str | None = None
                  ) -> AuthEndpoint | None:
         ep = self._exact.get((app, method, path))

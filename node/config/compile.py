@@ -22,6 +22,7 @@ from node.config.model import (
 )
 from node.config.section import Section
 from node.config.yamlloc import load_yaml_file, load_yaml_text
+from node.engine.roles import ROLES
 
 _TOP = ("engine", "applications", "profiles", "exceptions", "detectors", "node", "control",
         "state_dir")
@@ -103,7 +104,7 @@ def _engine(root: Section) -> EngineConfig:
 
 def _application(s: Section) -> Application:
     s.only("name", "hosts", "session", "auth_endpoints", "critical_endpoints",
-           "sensitive_endpoints", "templates", "hash_usernames")
+           "sensitive_endpoints", "templates", "hash_usernames", "endpoint_roles")
     name = s.str("name")
     if not name:
         raise s.error(None, "an application needs a name")
@@ -142,7 +143,19 @@ def _application(s: Section) -> Application:
         name=name, hosts=tuple(h.lower() for h in s.str_list("hosts", ["*"])),
         session=session, auth=tuple(auth),
         critical=_rules(s, "critical_endpoints"), sensitive=_rules(s, "sensitive_endpoints"),
-        templates=tuple(templates), hash_usernames=s.bool("hash_usernames", True))
+        templates=tuple(templates), hash_usernames=s.bool("hash_usernames", True),
+        roles=_roles(s))
+
+
+def _roles(s: Section) -> tuple[tuple[EndpointRule, str | None], ...]:
+    """`endpoint_roles: {"POST /v1/customers": none, "POST /v2/enroll": signup}`."""
+    rs = s.sub("endpoint_roles")
+    out = []
+    for key in rs.data:
+        role = rs.str(key, choices=(*ROLES, "none"))
+        rule = _rule(rs, key, str(key))
+        out.append((rule, None if role == "none" else role))
+    return tuple(out)
 
 
 def _statuses(s: Section, key: str, default: tuple[int, ...]) -> tuple[int, ...]:
@@ -157,17 +170,18 @@ def _statuses(s: Section, key: str, default: tuple[int, ...]) -> tuple[int, ...]
 
 
 def _rules(s: Section, key: str) -> tuple[EndpointRule, ...]:
-    out = []
-    for item in s.str_list(key):
-        parts = item.split(None, 1)
-        if len(parts) == 2 and parts[0].upper() in _METHODS:
-            method, pattern = parts[0].upper(), parts[1].strip()
-        else:
-            method, pattern = None, item.strip()
-        if not pattern.startswith(("/", "*")):
-            raise s.error(key, f"{item!r}: expected '[METHOD] /path' (globs and {{param}} ok)")
-        out.append(EndpointRule(method, pattern))
-    return tuple(out)
+    return tuple(_rule(s, key, item) for item in s.str_list(key))
+
+
+def _rule(s: Section, key: str, item: str) -> EndpointRule:
+    parts = item.split(None, 1)
+    if len(parts) == 2 and parts[0].upper() in _METHODS:
+        method, pattern = parts[0].upper(), parts[1].strip()
+    else:
+        method, pattern = None, item.strip()
+    if not pattern.startswith(("/", "*")):
+        raise s.error(key, f"{item!r}: expected '[METHOD] /path' (globs and {{param}} ok)")
+    return EndpointRule(method, pattern)
 
 
 def _profile(s: Section, app_names: list[str]) -> Profile:

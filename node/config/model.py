@@ -58,6 +58,9 @@ class Application:
     sensitive: tuple[EndpointRule, ...] = ()
     templates: tuple[str, ...] = ()
     hash_usernames: bool = True
+    # Endpoint roles set by the operator (engine.roles): (rule, role or None = no role),
+    # first match wins over the inferred role.
+    roles: tuple[tuple[EndpointRule, str | None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

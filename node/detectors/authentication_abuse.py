@@ -15,6 +15,7 @@ from node.engine.sketch import hll_count
 class AuthenticationAbuse(Detector):
     name = "authentication_abuse"
     title = "Authentication abuse"
+    judges_customers = True
     votes = {"account_takeover": 1.5, "api_abuse": 0.5}
     params = {"min_attempts": Param(5, "int", minimum=2,
                                     help="floor on attempts per session"),

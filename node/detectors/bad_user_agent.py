@@ -26,6 +26,7 @@ _STRENGTH = {
 class BadUserAgent(Detector):
     name = "bad_user_agent"
     title = "Bad user-agent"
+    judges_customers = True   # an attack tool's agent counts even with a valid credential
     votes = {"security_crawlers": 2.0, "scraping": 1.0, "api_abuse": 1.0,
              "account_takeover": 1.0}
     slots = ("kind",)
@@ -49,6 +50,8 @@ class BadUserAgent(Detector):
     def evaluate(self, actor, ev):
         if actor.kind == "session":
             kind = actor.ua_kind
+            if actor.customer and kind != "scanner":
+                return None      # a customer's integration sends its HTTP library's agent
         else:
             code = int(self.get(actor, 0))
             kind = self._KINDS[code - 1] if code else None

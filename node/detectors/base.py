@@ -52,6 +52,9 @@ class Detector:
     observes_query: ClassVar[bool] = False    # ... or only on requests with a query string
     observes_unsafe: ClassVar[bool] = False   # ... or only on unsafe methods (POST, ...)
     learned: ClassVar[bool] = False           # silent until the engine's warm-up is done
+    # Judges an established client (a credentialed session whose calls succeed): detectors
+    # of abuse do; those of being a machine (agent, schedule, pace, breadth) do not.
+    judges_customers: ClassVar[bool] = False
     actors: ClassVar[frozenset[str]] = frozenset({"session", "ip", "net"})
     memo: int = 0             # this detector's slot in Endpoint.memo (set by the engine)
 

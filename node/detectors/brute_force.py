@@ -11,6 +11,7 @@ from node.detectors.base import Detector, Finding, Param
 class BruteForce(Detector):
     name = "brute_force"
     title = "Brute force"
+    judges_customers = True
     votes = {"account_takeover": 2.0}
     params = {"max_failures": Param(8, "int", minimum=3,
                                     help="failed logins on one account a person may make")}

@@ -15,6 +15,7 @@ from node.signatures.ua import classify_ua
 class FakeGoodBot(Detector):
     name = "fake_good_bot"
     title = "Fake good bot"
+    judges_customers = True
     votes = {"scraping": 2.0, "security_crawlers": 1.0, "api_abuse": 1.0}
     observes_start = True     # the user agent is judged once, on a session's first request
 

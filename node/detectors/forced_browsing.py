@@ -46,6 +46,7 @@ def classify(method: str, path: str, query: str) -> str | None:
 class ForcedBrowsing(Detector):
     name = "forced_browsing"
     title = "Forced browsing"
+    judges_customers = True
     votes = {"security_crawlers": 3.0, "scraping": 0.5, "api_abuse": 0.5}
     params = {"min_404": Param(10, "int", minimum=2),
               "max_404_share": Param(0.5, maximum=1.0)}

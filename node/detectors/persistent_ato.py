@@ -15,6 +15,7 @@ from node.detectors.base import Detector, Finding, Param, fmt
 class PersistentAto(Detector):
     name = "persistent_ato"
     title = "Persistent ATO"
+    judges_customers = True
     votes = {"account_takeover": 2.0}
     params = {"min_failures": Param(3.0, minimum=1.0,
                                     help="decayed failed logins without success"),

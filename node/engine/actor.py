@@ -28,7 +28,8 @@ class Actor:
         "iv_n", "iv_mean", "iv_m2", "endpoints", "uniques", "n_err", "n_404", "n_5xx",
         "n_unsafe", "n_query", "req_bytes", "resp_bytes", "ua", "ua_kind", "ids", "first_id",
         "ext", "h0", "s0", "decided", "human", "flagged", "ips", "sessions", "uas", "blocked",
-        "nsess", "nips", "humans", "auth", "seq", "u_banked",
+        "nsess", "nips", "humans", "auth", "seq", "u_banked", "flows", "customer",
+        "customers",
     )
 
     def __init__(self, kind: str, key: Any, ts: float) -> None:
@@ -72,6 +73,9 @@ class Actor:
         self.humans = 0                 # ip/net: human-looking sessions seen here
         self.auth: AuthStats | None = None      # authentication attempts (engine.auth)
         self.seq: bytearray | None = None       # sessions: transition / gap counts (behavior)
+        self.flows: list[int] | None = None     # requests and bad outcomes per endpoint role
+        self.customer = False           # sessions: an established client (judged on its own)
+        self.customers = 0              # ip/net: established client sessions seen here
 
     # -- per-request update: O(1), a handful of arithmetic operations ------------------------
     def observe(self, ts: float, pi: int, ei: int, er: int, status: int,

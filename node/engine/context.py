@@ -8,6 +8,7 @@ if TYPE_CHECKING:
     from node.config.model import Application, AuthEndpoint, EngineConfig
     from node.engine.actor import Actor
     from node.engine.baselines import Baselines
+    from node.engine.roles import Outcomes
     from node.record import RequestRecord
 
 
@@ -21,7 +22,7 @@ class Endpoint:
     (is it critical? its behaviour state?), computed on the first request and read after:
     per-endpoint work leaves the per-request path."""
 
-    __slots__ = ("key", "ei", "er", "memo", "static")
+    __slots__ = ("key", "ei", "er", "memo", "static", "role", "ri", "outcomes")
 
     def __init__(self, key: tuple[str, str, str], ei: int, er: int, slots: int) -> None:
         self.key = key          # (application, method, template)
@@ -29,13 +30,16 @@ class Endpoint:
         self.er = er
         self.memo: list[Any] = [UNSET] * slots
         self.static = False     # a page resource (script, style, image, font) fetched by GET
+        self.role: str | None = None    # engine.roles: login, signup, otp_send, payment, ...
+        self.ri = -1                    # the role's index (engine.roles.ROLE_INDEX)
+        self.outcomes: Outcomes | None = None   # its answers, learned (role endpoints only)
 
 
 class Event:
     """One request as the engine sees it: the record, its endpoint and the actors it touches."""
 
     __slots__ = ("rec", "app", "template", "session", "ip", "net", "unsafe", "new_session",
-                 "auth", "auth_result", "app_index", "endpoint", "query")
+                 "auth", "auth_result", "app_index", "endpoint", "query", "role", "outcome")
 
     def __init__(self, rec: RequestRecord, app: Application, template: str, session: Actor,
                  ip: Actor, net: Actor | None, unsafe: bool, new_session: bool,
@@ -57,6 +61,8 @@ class Event:
         # The query as behaviour sees it: values that are the request's own time are one
         # placeholder (engine.clock), so a polling loop does not look like enumeration.
         self.query = rec.query if query is None else query
+        self.role: str | None = None      # the endpoint's role (engine.roles), if any
+        self.outcome: str | None = None   # what its answer meant (engine.roles.classify)
 
     def actors(self) -> tuple[Actor, ...]:
         return (self.session, self.ip) if self.net is None else (self.session, self.ip, self.net)
@@ -72,6 +78,7 @@ class EngineContext:
         self.extra: dict[str, Any] = {}   # shared helpers detectors register by name
         self.clusters: Any = None         # engine.auth.Clusters (set by the engine)
         self.long_auth: Any = None        # engine.auth.LongTermAuth
+        self.accounts: Any = None         # engine.flows.Accounts
         self.verifier: Any = None         # node.goodbots.GoodBotVerifier
 
     @property

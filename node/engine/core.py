@@ -25,9 +25,10 @@ import hashlib
 import ipaddress
 from collections import OrderedDict
 from collections.abc import Iterable
+from fnmatch import fnmatchcase
 from typing import Any
 
-from node.appmatch import AppRouter, AuthMatcher, auth_result
+from node.appmatch import DEFAULT_AUTH, AppRouter, AuthMatcher, auth_result
 from node.config.model import BOT_TYPES, Application, AuthEndpoint, EngineConfig, Profile
 from node.detectors import DETECTORS, Detector
 from node.engine.actor import Actor, ActorTable
@@ -47,6 +48,19 @@ from node.engine.baselines import Baselines
 from node.engine.clock import without_clock
 from node.engine.context import Endpoint, EngineContext, Event
 from node.engine.decision import Decision
+from node.engine.flows import ACCOUNT_CAP, ACCOUNT_TTL, Accounts, flow_add
+from node.engine.roles import (
+    DECLINED,
+    FAIL,
+    LOCKED,
+    LOGIN,
+    OK,
+    OTP_VERIFY,
+    ROLE_INDEX,
+    Outcomes,
+    classify,
+    infer_role,
+)
 from node.engine.sketch import hll_add, hll_count, hll_new, hll_pos
 from node.engine.templates import TemplateInferrer
 from node.goodbots import VERIFIED, GoodBotVerifier
@@ -54,7 +68,7 @@ from node.record import RequestRecord
 from node.signatures.ua import classify_ua
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-_EARLY = frozenset({4, 12})
+_EARLY = frozenset({4, 6, 12})   # 6: HUMAN_MIN_REQUESTS, when a session may look human
 _NO_DECISIONS: list[Decision] = []
 _TYPE_INDEX = {t: i for i, t in enumerate(BOT_TYPES)}
 HUMAN_MIN_REQUESTS = 6       # a session looks human only after this many requests ...
@@ -63,6 +77,8 @@ IP_DECIDED_CAP = 100_000
 # A POST answered 401 is a failed credential check wherever it happens (HTTP Basic, API keys).
 HTTP_AUTH = AuthEndpoint(method="*", path="*", success=(), failure=(401,))
 AUTHENTICATED_MAX_FAILS = 3  # a session that logged in after at most this many typos
+CUSTOMER_MIN_REQUESTS = 8    # a credentialed client's calls before it is judged on its own ...
+CUSTOMER_MAX_ERRORS = 10     # ... while at most one in this many fails
 SCORE_MIN_TRANSITIONS = 20    # finished sessions whose behaviour score is learned
 LOGIN_CARRY = 120.0          # s: a new session right after a successful login continues it
 RECENT_OK_CAP = 10_000
@@ -111,6 +127,7 @@ class Engine:
         # per user agent and /24, and slow attempts per (IP, user agent) over days.
         self.clusters = Clusters(CLUSTER_CAP, CLUSTER_TTL)
         self.long_auth = LongTermAuth(LONG_CAP, LONG_TTL)
+        self.accounts = Accounts(ACCOUNT_CAP, ACCOUNT_TTL)   # per-account failures (flows)
         self._recent_ok: OrderedDict[tuple[str, str], tuple[float, str | None, Actor]] = (
             OrderedDict())
         # Default login routes whose failures show in the status: a 2xx there is a success.
@@ -124,6 +141,7 @@ class Engine:
         self.ctx = EngineContext(config, self.baselines)
         self.ctx.clusters = self.clusters
         self.ctx.long_auth = self.long_auth
+        self.ctx.accounts = self.accounts
         self.ctx.verifier = self.verifier
         detectors: list[Detector] = []
         base = 0
@@ -152,6 +170,8 @@ class Engine:
         # Per actor kind, the detectors that judge it (all, and those not waiting to learn).
         kinds = ("session", "ip", "net")
         self._by_kind = {k: [d for d in detectors if k in d.actors] for k in kinds}
+        self._by_kind["customer"] = [d for d in self._by_kind["session"] if d.judges_customers]
+        kinds = (*kinds, "customer")
         self._cold = {k: [d for d in ds if not d.learned] for k, ds in self._by_kind.items()}
         self.auth_observers = [d for d in detectors if d.observes_auth and not d.observes]
         self.start_observers = [d for d in detectors if d.observes_start and not d.observes]
@@ -193,8 +213,21 @@ class Engine:
             ep = by_method[method] = Endpoint((self.apps[ai].name, method, template), ei, er,
                                               len(self.detectors))
             ep.static = method in ("GET", "HEAD") and template.lower().endswith(STATIC_SUFFIXES)
+            role = ep.role = self._role(self.apps[ai], method, template)
+            if role is not None:
+                ep.ri = ROLE_INDEX[role]
+                ep.outcomes = Outcomes()
             self._n_endpoints += 1
         return ep
+
+    @staticmethod
+    def _role(app: Application, method: str, template: str) -> str | None:
+        """The operator's role for the endpoint, else the one its vocabulary tells."""
+        for rule, role in app.roles:
+            if (rule.method is None or rule.method == method) and (
+                    fnmatchcase(template, rule.pattern)):
+                return role
+        return infer_role(method, template)
 
     def _net_key(self, ip: str) -> str | None:
         key = self._net_cache.get(ip, False)
@@ -290,16 +323,39 @@ class Engine:
                 self._count_session(rec, ai, ts)
         if rec.session:
             sess.seen_ip(rec.ip)
+        role = ep.role
+        outcome = None
+        if role is not None:
+            oc = ep.outcomes
+            oc.add(status)
+            outcome = classify(status, oc.tells_failure, role)
+            bad = outcome is FAIL or outcome is DECLINED or outcome is LOCKED
+            ri = ep.ri
+            flow_add(sess, ri, bad)
+            flow_add(ip, ri, bad)
+            if net is not None:
+                flow_add(net, ri, bad)
         auth = result = None
         if unsafe:
             auth = self._auth.endpoint(app.name, rec.method, rec.path, tmpl)
-            if auth is None and status == 401:
-                auth = HTTP_AUTH
+            if auth is None:
+                if role is LOGIN and not self._auth.configured(app.name):
+                    auth = DEFAULT_AUTH
+                elif status == 401:
+                    auth = HTTP_AUTH
             if auth is not None:
                 result = auth_result(auth, status)
                 if not auth.success and result != "ok":   # no success status configured
-                    result = self._default_result(ai, tmpl, status, result == "fail")
+                    if role is LOGIN:        # the route's own answers say what a status means
+                        result = ("ok" if outcome is OK else
+                                  "fail" if outcome is FAIL or outcome is LOCKED else None)
+                    else:
+                        result = self._default_result(ai, tmpl, status, result == "fail")
         ev = Event(rec, app, tmpl, sess, ip, net, unsafe, new_session, auth, result, ai, ep, q)
+        ev.role = role
+        ev.outcome = outcome
+        if role is OTP_VERIFY and outcome is OK:
+            self._second_factor_ok(ev, ai)
         if auth is not None:
             self._auth_attempt(ev, ai, ts)
         elif sess.auth is not None and sess.auth.login_only:
@@ -341,11 +397,16 @@ class Engine:
 
     # -- scoring ------------------------------------------------------------------------------
     def score(self, actor: Actor, ev: Event) -> tuple[list[float], list[float], list]:
-        """Votes gained and votes of detectors that worked, per bot type, and the findings."""
+        """Votes gained and votes of detectors that worked, per bot type, and the findings.
+        An established client (see `_customer`) is judged only by the detectors of abuse,
+        not by those of being a machine."""
         gained = [0.0] * len(BOT_TYPES)
         worked = [0.0] * len(BOT_TYPES)
         fired: list = []
-        dets = self._by_kind[actor.kind] if self.ctx.warmed_up else self._cold[actor.kind]
+        kind = actor.kind
+        if kind == "session" and self._customer(actor, ev):
+            kind = "customer"
+        dets = self._by_kind[kind] if self.ctx.warmed_up else self._cold[kind]
         for det in dets:
             f = det.evaluate(actor, ev)
             if f is None:
@@ -359,12 +420,35 @@ class Engine:
                 fired.append((det, f))
         return gained, worked, fired
 
+    @staticmethod
+    def _customer(actor: Actor, ev: Event) -> bool:
+        """A client that presents its own credential (token, API key, session cookie) and
+        whose calls succeed: a customer's integration, app or browser. Its agent, schedule,
+        pace and use of critical endpoints are what it is, not evidence; what it does wrong
+        (declined cards, failed codes, probes, failed logins) still counts."""
+        if actor.customer:
+            if actor.n_err * CUSTOMER_MAX_ERRORS > actor.n:
+                actor.customer = False      # its calls started failing: judged in full
+            return actor.customer
+        if actor.key[1] != "" or actor.n < CUSTOMER_MIN_REQUESTS or (
+                actor.n_err * CUSTOMER_MAX_ERRORS > actor.n):
+            return False
+        st = actor.auth
+        if st is not None and st.fails > AUTHENTICATED_MAX_FAILS:
+            return False
+        actor.customer = True
+        ev.ip.customers += 1
+        if ev.net is not None:
+            ev.net.customers += 1
+        return True
+
     def _evaluate(self, actor: Actor, ev: Event, ai: int,
                   out: list[Decision] | None) -> list[Decision] | None:
         gained, worked, fired = self.score(actor, ev)
         profile = self._profiles[ai]
         cfg = self.config
         best = 0.0
+        passed: list[tuple[float, int, str]] = []
         for i, t in enumerate(BOT_TYPES):
             if not worked[i]:
                 continue
@@ -374,8 +458,16 @@ class Engine:
             if (profile is None or t not in profile.bot_types or actor.decided >> i & 1
                     or gained[i] < cfg.min_votes or conf < profile.threshold):
                 continue
-            actor.decided |= 1 << i
-            d = self._decide(actor, ev, profile, t, i, conf, fired)
+            passed.append((conf, gained[i], t))
+        if passed and not actor.decided:
+            # One detection per actor: its primary type is what it does most clearly (the
+            # highest confidence, then the most votes); the other types it scored ride along.
+            passed.sort(reverse=True)
+            conf, _, t = passed[0]
+            for _, _, other in passed:
+                actor.decided |= 1 << _TYPE_INDEX[other]
+            also = {o: round(c, 3) for c, _, o in passed[1:]}
+            d = self._decide(actor, ev, profile, t, _TYPE_INDEX[t], conf, fired, also)
             if d is not None:
                 if out is None:
                     out = []
@@ -392,7 +484,8 @@ class Engine:
         return out
 
     def _decide(self, actor: Actor, ev: Event, profile: Profile, bot_type: str, ti: int,
-                conf: float, fired: list) -> Decision | None:
+                conf: float, fired: list, also: dict[str, float] | None = None
+                ) -> Decision | None:
         rec = ev.rec
         ts = rec.ts
         if not actor.flagged and actor.seq is not None:
@@ -406,14 +499,16 @@ class Engine:
             if action in ("denylist", "graylist") and humans >= shared_n:
                 action = "deny_session"     # office NAT / CGNAT: block the session, not the IP
             st = actor.auth
-            if action in ("denylist", "graylist") and st is not None and st.oks and (
-                    st.fails <= AUTHENTICATED_MAX_FAILS):
+            if action in ("denylist", "graylist") and (actor.customer or (
+                    st is not None and st.oks and st.fails <= AUTHENTICATED_MAX_FAILS)):
                 action = "deny_session"     # an authenticated client: its session, not its IP
             ips = tuple(actor.ips) if actor.ips else (rec.ip,)
             session = actor.key[2] if actor.key[1] == "" else _fingerprint(actor.key)
         else:
-            if actor.humans >= shared_n and action != "monitor":
-                action = "monitor"          # its offending sessions are decided one by one
+            if (actor.humans >= shared_n or actor.customers) and action != "monitor":
+                # Shared by people, or by customers' integrations (an aggregator's many
+                # tokens): its offending sessions are decided one by one.
+                action = "monitor"
             ips = (actor.key,)
             session = None
         if self._excepted(rec.ip) or self._verified_bot(ev):
@@ -442,7 +537,8 @@ class Engine:
             detectors=tuple((d.name, f.value, f.normal) for d, f in fired
                             if d.votes.get(bot_type) and (f.only is None or f.only.get(bot_type))),
             evidence=actor.evidence(), ttd_requests=actor.n,
-            ttd_seconds=max(0.0, ts - actor.first_ts), features=_features(actor, fired))
+            ttd_seconds=max(0.0, ts - actor.first_ts), features=_features(actor, fired),
+            also=also or {})
 
     def _linked_ips(self, fired: list, bot_type: str, own: tuple[str, ...], ts: float
                     ) -> tuple[str, ...]:
@@ -519,6 +615,12 @@ class Engine:
                 if c.key[0] != "app":
                     c.add_ip(rec.ip, c.key[0] == "ua")
         self.long_auth.touch((rec.ip, hash(rec.ua)), ts).add(user, result, ts)
+        if user is not None and result is not None:
+            acct = self.accounts.touch((ai, user), ts)
+            if result == "ok":
+                acct.success(rec.ip)
+            else:
+                acct.fail(rec.ip, ev.outcome is LOCKED)
         if result == "ok" and st.login_only:
             self._not_login_only(ev, ai, ts, force=True)   # a customer's app logging in
         if result == "ok" or (result is None and 200 <= ev.rec.status < 400):
@@ -528,6 +630,24 @@ class Engine:
             ro.move_to_end(k)
             if len(ro) > RECENT_OK_CAP:
                 ro.popitem(last=False)
+
+    def _second_factor_ok(self, ev: Event, ai: int) -> None:
+        """A one-time code accepted: the login it completes succeeded (an MFA route answers
+        the right password with a challenge, which reads as a failure until now)."""
+        rec = ev.rec
+        for a in ev.actors():
+            st = a.auth
+            if st is not None:
+                st.oks += 1
+                st.ok_at = a.n
+        st = ev.session.auth
+        if st is not None and st.u0 is not None:
+            acct = self.accounts.get((ai, st.u0))
+            if acct is not None:
+                acct.success(rec.ip)
+        lt = self.long_auth.get((rec.ip, hash(rec.ua)))
+        if lt is not None:
+            lt.success()
 
     def _clusters_of(self, rec: RequestRecord, ai: int, ts: float) -> list:
         out = [self.clusters.touch(("ua", ai, hash(rec.ua)), ts),

@@ -25,6 +25,7 @@ class Decision:
     ttd_seconds: float              # ... and seconds since it
     actor: str = "session"          # session | ip | net
     features: dict[str, float] = field(default_factory=dict)   # heatmap axes
+    also: dict[str, float] = field(default_factory=dict)   # other bot types scored, confidence
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -38,6 +39,8 @@ class Decision:
                  duration=self.duration, actor=self.actor, evidence=list(self.evidence),
                  ttd_requests=self.ttd_requests, ttd_seconds=round(self.ttd_seconds, 3),
                  features=self.features)
+        if self.also:
+            d["also"] = self.also
         return d
 
     def to_json(self) -> str:
