@@ -79,6 +79,7 @@ HTTP_AUTH = AuthEndpoint(method="*", path="*", success=(), failure=(401,))
 AUTHENTICATED_MAX_FAILS = 3  # a session that logged in after at most this many typos
 CUSTOMER_MIN_REQUESTS = 8    # a credentialed client's calls before it is judged on its own ...
 CUSTOMER_MAX_ERRORS = 10     # ... while at most one in this many fails
+CUSTOMER_MAX_IPS = 3         # ... from a few addresses (a rotating pool is no customer)
 SCORE_MIN_TRANSITIONS = 20    # finished sessions whose behaviour score is learned
 LOGIN_CARRY = 120.0          # s: a new session right after a successful login continues it
 RECENT_OK_CAP = 10_000
@@ -95,6 +96,8 @@ _STATIC_PI = hash(STATIC_TEMPLATE) & 1023
 # A session may look human with a browser's or a mobile app's agent, or with none logged
 # (`common` format).
 _HUMAN_UA_KINDS = frozenset(("browser", "app", "unknown"))
+# Programs that may be a customer's integration or app: HTTP libraries, SDKs, app stacks.
+_MACHINE_UA_KINDS = frozenset(("library", "app", "other", "unknown"))
 
 
 def _checkpoint(n: int) -> bool:
@@ -170,8 +173,9 @@ class Engine:
         # Per actor kind, the detectors that judge it (all, and those not waiting to learn).
         kinds = ("session", "ip", "net")
         self._by_kind = {k: [d for d in detectors if k in d.actors] for k in kinds}
-        self._by_kind["customer"] = [d for d in self._by_kind["session"] if d.judges_customers]
-        kinds = (*kinds, "customer")
+        for k in ("session", "ip"):
+            name = "customer" if k == "session" else "customer_ip"
+            self._by_kind[name] = [d for d in self._by_kind[k] if d.judges_customers]
         self._cold = {k: [d for d in ds if not d.learned] for k, ds in self._by_kind.items()}
         self.auth_observers = [d for d in detectors if d.observes_auth and not d.observes]
         self.start_observers = [d for d in detectors if d.observes_start and not d.observes]
@@ -404,8 +408,11 @@ class Engine:
         worked = [0.0] * len(BOT_TYPES)
         fired: list = []
         kind = actor.kind
-        if kind == "session" and self._customer(actor, ev):
-            kind = "customer"
+        if kind == "session":
+            if self._customer(actor, ev):
+                kind = "customer"
+        elif actor.customers and actor.customers * 2 >= actor.nsess:
+            kind = "customer_ip"   # an integration's address: its sessions are customers'
         dets = self._by_kind[kind] if self.ctx.warmed_up else self._cold[kind]
         for det in dets:
             f = det.evaluate(actor, ev)
@@ -431,10 +438,15 @@ class Engine:
                 actor.customer = False      # its calls started failing: judged in full
             return actor.customer
         if actor.key[1] != "" or actor.n < CUSTOMER_MIN_REQUESTS or (
-                actor.n_err * CUSTOMER_MAX_ERRORS > actor.n):
+                actor.n_err * CUSTOMER_MAX_ERRORS > actor.n) or (
+                actor.ips is not None and len(actor.ips) > CUSTOMER_MAX_IPS):
             return False
         st = actor.auth
         if st is not None and st.fails > AUTHENTICATED_MAX_FAILS:
+            return False
+        # A browser's cookie is handed to anyone who asks: a browser session is a customer's
+        # once it logged in. A program presents its key or token from its first call.
+        if not (st is not None and st.oks) and actor.ua_kind not in _MACHINE_UA_KINDS:
             return False
         actor.customer = True
         ev.ip.customers += 1
@@ -460,9 +472,12 @@ class Engine:
                 continue
             passed.append((conf, gained[i], t))
         if passed and not actor.decided:
-            # One detection per actor: its primary type is what it does most clearly (the
-            # highest confidence, then the most votes); the other types it scored ride along.
-            passed.sort(reverse=True)
+            # One detection per actor: its primary type is what it does, told by the
+            # detectors that point at one type (card testing, scraping's uniqueness, probes)
+            # rather than by those that vote alike for several (rate, rhythm, an HTTP
+            # library's agent); then the highest confidence. The other types ride along.
+            focus = _focus(fired)
+            passed.sort(key=lambda p: (focus.get(p[2], 0.0), p[0], p[1]), reverse=True)
             conf, _, t = passed[0]
             for _, _, other in passed:
                 actor.decided |= 1 << _TYPE_INDEX[other]
@@ -755,6 +770,23 @@ class Engine:
         for r in records:
             out.extend(self.process(r))
         return out
+
+
+def _focus(fired: list) -> dict[str, float]:
+    """Votes gained per bot type from findings whose votes point at that one type."""
+    out: dict[str, float] = {}
+    for det, f in fired:
+        only = f.only
+        best, second, bt = 0.0, 0.0, None
+        for _, t, w in det.vote_idx:
+            v = w * (f.strength if only is None else f.strength * only.get(t, 0.0))
+            if v > best:
+                best, second, bt = v, best, t
+            elif v > second:
+                second = v
+        if bt is not None and best > second * 1.2:
+            out[bt] = out.get(bt, 0.0) + best
+    return out
 
 
 def _fingerprint(key: tuple) -> str:

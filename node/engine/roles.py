@@ -29,8 +29,9 @@ SEARCH = "search"
 EXPORT = "export"
 GRAPHQL = "graphql"
 HEALTH = "health"
+WEBHOOK = "webhook"
 ROLES = (LOGIN, REFRESH, SIGNUP, OTP_SEND, OTP_VERIFY, PASSWORD_RESET, PAYMENT, SEARCH, EXPORT,
-         GRAPHQL, HEALTH)
+         GRAPHQL, HEALTH, WEBHOOK)
 ROLE_INDEX = {r: i for i, r in enumerate(ROLES)}
 # Roles whose requests change state (only unsafe methods take them).
 _UNSAFE_ROLES = frozenset((LOGIN, REFRESH, SIGNUP, OTP_SEND, OTP_VERIFY, PASSWORD_RESET,
@@ -54,6 +55,8 @@ def _r(role: str, *alts: str, last_only: bool = False) -> Rule:
 # Most specific first: "/token/refresh" is a refresh before it is a token; "/otp/verify" a
 # verification before a send; "/password/reset" a reset before a login.
 RULES: tuple[Rule, ...] = (
+    # A provider's callback names what it reports (`/webhooks/payments`): it is none of that.
+    _r(WEBHOOK, "webhook", "webhooks", "hooks", "callback", "callbacks", "ipn", "notify"),
     _r(HEALTH, "health", "healthz", "healthcheck", "livez", "readyz", "liveness", "readiness",
        "ping", "heartbeat", "status", last_only=True),
     _r(GRAPHQL, "graphql", "gql"),
