@@ -128,7 +128,7 @@ def _person(k: int, t: float) -> list:
              ("/v1/otp/verify", 200), ("/oauth/token", 401), ("/v1/mfa/verify", 200),
              ("/v1/cards/verify", 402), ("/v1/cards/verify", 200), ("/v1/payments", 201)]
     return [post(k * 100 + j, p, st, ts=t + j * 20, ip=ip, session=s,
-                 user="u%d@example.com" % k if p == "/oauth/token" else None)
+                 user=f"u{k}@example.com" if p == "/oauth/token" else None)
             for j, (p, st) in enumerate(steps)]
 
 
