@@ -31,6 +31,7 @@ with warnings.catch_warnings():
     from node.metrics import NodeMetrics
     from node.problem import CONTENT_TYPE, PROBLEMS, http1_problem, problem_body
     from node.proxy.context import META, NodeContext
+    from node.proxy.forwarded import FORWARDED, TrustedProxy
     from node.proxy.layers import ByteCounter, HttpGuard
     from node.proxy.recorder import RecordWriter
     from node.proxy.settings import NodeSettings
@@ -77,7 +78,9 @@ def app_config() -> EngineConfig:
 @pytest.fixture
 def node(tmp_path):
     clock = Clock()
-    settings = NodeSettings(trusted_proxies=("10.0.0.0/8",), state_dir=str(tmp_path))
+    settings = NodeSettings(
+        trusted_proxies=("10.0.0.0/8", TrustedProxy("172.16.0.0/12", FORWARDED)),
+        state_dir=str(tmp_path))
     n = NodeContext(settings, app_config(), IPLists(None, clock=clock),
                     NodeMetrics(CollectorRegistry()), engine=FakeEngine(), clock=clock,
                     recorder=RecordWriter(str(tmp_path / "records.jsonl")))
@@ -161,8 +164,46 @@ async def test_trusted_peer_chain(tctx):
     meta = f.metadata[META]
     h = f.request.headers
     assert meta.ip == "198.51.100.4" and meta.peer_trusted and meta.id == "lb-123"
-    assert h["X-Forwarded-For"] == "6.6.6.6, 198.51.100.4, 10.0.0.2"
+    assert h["X-Forwarded-For"] == "198.51.100.4, 10.0.0.2"      # the forged 6.6.6.6 dropped
     assert h["X-Forwarded-Proto"] == "https"
+
+
+@pytest.mark.parametrize("forged", [
+    ("Forwarded", "for=7.7.7.7"), ("Forwarded", "for=unknown"), ("Forwarded", "by=1.1.1.1"),
+    ("X-Real-IP", "7.7.7.7"), ("True-Client-IP", "7.7.7.7"), ("CF-Connecting-IP", "7.7.7.7"),
+    ("X-Forwarded-For", "7.7.7.7"),
+])
+async def test_xff_proxy_passes_forged_claims(tctx, node, forged):
+    """nginx appends to X-Forwarded-For and passes the client's other headers through: a
+    denylisted client naming someone else is still itself, and the upstream hears one story."""
+    node.iplists.add("deny", "203.0.113.9")
+    headers = [forged, ("X-Forwarded-For", "203.0.113.9")]
+    f = await run(tctx, make_flow(peer="10.0.0.2", headers=headers), ok())
+    assert f.metadata[META].ip == "203.0.113.9" and f.response.status_code == 403
+    headers = [forged, ("X-Forwarded-For", "203.0.113.10")]
+    f = await run(tctx, make_flow(peer="10.0.0.2", headers=headers), ok())
+    h = f.request.headers
+    assert f.metadata[META].ip == "203.0.113.10" and f.response.status_code == 200
+    assert h["X-Forwarded-For"] == "203.0.113.10, 10.0.0.2" and h["X-Real-IP"] == "203.0.113.10"
+    assert "7.7.7.7" not in str(h) and "unknown" not in str(h) and "forwarded" not in h
+
+
+async def test_forwarded_proxy_with_both_headers(tctx):
+    """A proxy trusted for Forwarded: the client comes from it, and the outgoing
+    X-Forwarded-For says the same client (it used to keep the incoming chain)."""
+    f = await run(tctx, make_flow(peer="172.16.0.2", headers=[
+        ("X-Forwarded-For", "1.1.1.1"), ("X-Forwarded-Proto", "http"),
+        ("Forwarded", "for=7.7.7.7, for=198.51.100.4;proto=https;host=api.example")]), ok())
+    h = f.request.headers
+    assert f.metadata[META].ip == "198.51.100.4"
+    assert h["X-Forwarded-For"] == "198.51.100.4, 172.16.0.2" and h["X-Real-IP"] == "198.51.100.4"
+    assert h["Forwarded"] == "for=198.51.100.4, for=172.16.0.2;proto=http"
+    assert h["X-Forwarded-Proto"] == "https" and h["X-Forwarded-Host"] == "api.example"
+    f = await run(tctx, make_flow(peer="172.16.0.2", headers=[
+        ("X-Forwarded-For", "1.1.1.1"), ("X-Forwarded-Proto", "https")]), ok())
+    h = f.request.headers
+    assert f.metadata[META].ip == "172.16.0.2" and h["X-Forwarded-For"] == "172.16.0.2"
+    assert h["X-Forwarded-Proto"] == "http"     # not what this proxy writes
 
 
 async def test_tls_client_and_ipv6(tctx):

@@ -36,7 +36,7 @@ class NodeContext:
     record_sinks: list[Callable[[RequestRecord, FlowMeta], None]] = field(default_factory=list)
     hash_key: bytes | None = field(default=None, repr=False)   # keys username hashes
     capture: Capture = field(init=False)
-    trusted: NetMatcher[bool] = field(init=False)
+    trusted: NetMatcher[str] = field(init=False)   # trusted proxy network → its header
     ready: bool = False
 
     def __post_init__(self) -> None:
