@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import warnings
 
@@ -332,6 +333,27 @@ async def test_denied_session(tctx, node):
     assert metric(node, "palisade_blocked_total", reason="deny_session", list="session") == 1
     f = await run(tctx, make_flow(headers=[("Cookie", "sid=other")]), ok())
     assert f.response.status_code == 200
+
+
+async def test_session_keys_hashed_with_the_node_key(tmp_path):
+    """The node's own hash.key keys session hashes as it keys usernames (issue 12): a
+    recorded JWT `sub` is not its plain sha256, and a denied session still matches."""
+    key = b"k" * 32
+    clock = Clock()
+    cfg = EngineConfig(applications=(Application(
+        "shop", session=SessionParams(header="Authorization", jwt_claim="sub")),))
+    n = NodeContext(NodeSettings(state_dir=str(tmp_path)), cfg, IPLists(None, clock=clock),
+                    NodeMetrics(CollectorRegistry()), engine=FakeEngine(), clock=clock,
+                    hash_key=key)
+    token = "Bearer e30." + base64.urlsafe_b64encode(b'{"sub":"alice"}').decode() + ".sig"
+    with taddons.context(*default_addons(n)) as ctx:
+        f = await run(ctx, make_flow(headers=[("Authorization", token)]), ok())
+        rec = f.metadata[META].record
+        assert rec.session == hash_value("jwt:alice", "s-", key)
+        assert rec.session != hash_value("jwt:alice", "s-")
+        n.iplists.deny_session(rec.session, 600)
+        f = await run(ctx, make_flow(headers=[("Authorization", token)]), ok())
+        assert f.response.status_code == 403 and problem(f)["type"].endswith("session_denied")
 
 
 # -- record ----------------------------------------------------------------------------------
