@@ -308,6 +308,20 @@ async def test_graylist_blocks_only_attack_signs(tctx, node, path, body, blocked
         assert problem(f)["title"] == "Forbidden"
 
 
+@pytest.mark.parametrize("headers,reason", [
+    ([("User-Agent", "sqlmap/1.7")], "scanner_probe"),
+    ([("Referer", "https://shop.example/<script>alert(1)</script>")], "xss"),
+])
+async def test_graylist_blocks_scanner_agent_and_referer_xss(tctx, node, headers, reason):
+    """Issue 12: both passed a graylisted address (only the Referer's query was scanned, and
+    an attack tool's agent was no sign)."""
+    node.iplists.add("gray", "203.0.113.7")
+    f = await run(tctx, make_flow("/api/items?id=7", headers=headers), ok())
+    assert f.response.status_code == 403 and f.metadata[META].blocked == reason
+    f = await run(tctx, make_flow("/api/items?id=7", headers=headers, peer="198.51.100.9"), ok())
+    assert f.response.status_code == 200          # not graylisted: no block on signs alone
+
+
 async def test_graylist_body_scan_is_bounded(tctx, node):
     node.iplists.add("gray", "203.0.113.7")
     padding = b"a" * node.settings.max_attack_scan
