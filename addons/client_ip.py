@@ -8,8 +8,12 @@ from mitmproxy.net.http import url
 from node.iplists import parse_ip
 from node.problem import REQUEST_ID_HEADER, new_request_id
 from node.proxy.context import META, FlowMeta, NodeContext
-from node.proxy.forwarded import outgoing_xff, resolve_client
+from node.proxy.forwarded import FORWARDED, XFF, outgoing_forwarded, outgoing_xff, resolve_client
 
+# client-address headers some CDNs write; we read none of them, so none reaches the upstream
+# (a client's forged one would contradict X-Forwarded-For)
+CLIENT_IP_CLAIMS = ("true-client-ip", "cf-connecting-ip", "x-client-ip", "x-cluster-client-ip",
+                    "fastly-client-ip", "client-ip")
 _ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -33,14 +37,30 @@ class ClientIP:
         flow.metadata[META] = FlowMeta(id=rid, ip=res.client, ipkey=parse_ip(res.client),
                                        peer_trusted=res.peer_trusted, host=host)
 
-        h["X-Forwarded-For"] = outgoing_xff(res, peer, h.get_all("x-forwarded-for"))
+        # what the upstream is told is what we decided, and nothing else: one client
+        h["X-Forwarded-For"] = outgoing_xff(res, peer)
         h["X-Real-IP"] = res.client
-        if not (res.peer_trusted and "x-forwarded-proto" in h):
-            h["X-Forwarded-Proto"] = "https" if flow.client_conn.tls_established else "http"
-        if not (res.peer_trusted and "x-forwarded-host" in h) and host:
-            h["X-Forwarded-Host"] = host
-        if not res.peer_trusted and "forwarded" in h:
-            del h["forwarded"]  # the client's own claim; X-Forwarded-For now tells the truth
+        for name in CLIENT_IP_CLAIMS:
+            if name in h:
+                del h[name]
+        own = "https" if flow.client_conn.tls_established else "http"
+        fwd = outgoing_forwarded(res, peer, own)
+        if fwd is None:
+            h.pop("forwarded", None)
+        else:
+            h["Forwarded"] = fwd
+        # proto and host as the proxy we believe wrote them, else as we saw them
+        if res.header == FORWARDED:
+            proto, fwd_host = res.proto, res.host
+        elif res.header == XFF:
+            proto, fwd_host = h.get("x-forwarded-proto"), h.get("x-forwarded-host")
+        else:
+            proto = fwd_host = None
+        h["X-Forwarded-Proto"] = proto if proto in ("http", "https") else own
+        if fwd_host or host:
+            h["X-Forwarded-Host"] = fwd_host or host
+        else:
+            h.pop("x-forwarded-host", None)
         h[REQUEST_ID_HEADER] = rid
         if not self.node.settings.keep_host_header:
             # mitmproxy runs with keep_host_header so records see the client's Host;

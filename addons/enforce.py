@@ -52,7 +52,8 @@ class Enforce:
         meta.list = verdict.list
         meta.app = app = node.capture.app_for(meta.host)
         try:
-            meta.session = session_value(app.session, header_getter(flow.request.headers))
+            meta.session = session_value(app.session, header_getter(flow.request.headers),
+                                         node.capture.hash_key)
         except Exception:  # a hostile header must never skip the verdict below (fail safe)
             logger.exception("session capture failed; enforcing on the address only")
             meta.session = None

@@ -31,8 +31,8 @@ HeaderGet = Callable[[str], "str | None"]
 
 def hash_value(value: str, prefix: str = "", key: bytes | None = None) -> str:
     """sha256, truncated, with a kind prefix (`s-` session, `u-` user). With a `key`, keyed
-    BLAKE2b instead: a username is guessable (an e-mail address), and a keyed hash cannot be
-    reversed by hashing a list of candidates without the node's key."""
+    BLAKE2b instead: a username (an e-mail address) or a JWT `sub` is guessable, and a keyed
+    hash cannot be reversed by hashing a list of candidates without the node's key."""
     data = value.encode("utf-8", "surrogatepass")
     if key:
         return prefix + hashlib.blake2b(data, key=key, digest_size=HASH_HEX // 2).hexdigest()
@@ -43,8 +43,8 @@ HASH_KEY_FILE = "hash.key"
 
 
 def load_hash_key(state_dir: str) -> bytes:
-    """The node's username-hashing key: 32 random bytes made on first start and kept in the
-    state directory (mode 0600). Nodes whose hashes must match share the file."""
+    """The node's key for session and username hashes: 32 random bytes made on first start
+    and kept in the state directory (mode 0600). Nodes whose hashes must match share it."""
     path = os.path.join(state_dir, HASH_KEY_FILE)
     try:
         with open(path, "rb") as f:
@@ -104,9 +104,11 @@ def jwt_claim(token: str, claim: str) -> str | None:
     return str(v)[:MAX_FIELD] or None
 
 
-def session_value(params: SessionParams, header: HeaderGet) -> str | None:
+def session_value(params: SessionParams, header: HeaderGet, key: bytes | None = None
+                  ) -> str | None:
     """The session the client presented: configured cookie or header (a Bearer JWT's claim
-    when `jwt_claim` is set), then the API-key header. None = the engine fingerprints."""
+    when `jwt_claim` is set), then the API-key header. None = the engine fingerprints.
+    Hashed with the node's `key` like usernames: a JWT `sub` is as guessable as an e-mail."""
     raw: str | None = None
     if params.cookie:
         raw = cookie_value(header("cookie"), params.cookie)
@@ -117,14 +119,14 @@ def session_value(params: SessionParams, header: HeaderGet) -> str | None:
     if raw is not None and params.jwt_claim:
         claim = jwt_claim(bearer_token(raw), params.jwt_claim)
         if claim is not None:
-            return hash_value(f"jwt:{claim}", "s-") if params.hash_values else claim
+            return hash_value(f"jwt:{claim}", "s-", key) if params.hash_values else claim
     if raw is None and params.api_key_header:
         raw = header(params.api_key_header)
         if raw is not None:
             raw = raw.strip() or None
     if raw is None:
         return None
-    return hash_value(raw, "s-") if params.hash_values else raw[:MAX_FIELD]
+    return hash_value(raw, "s-", key) if params.hash_values else raw[:MAX_FIELD]
 
 
 def _field(data: object, path: str) -> object:
@@ -171,7 +173,7 @@ class Capture:
     """
 
     def __init__(self, config: EngineConfig, hash_key: bytes | None = None) -> None:
-        self.hash_key = hash_key          # keys username hashes (None: plain sha256)
+        self.hash_key = hash_key          # keys session and username hashes (None: sha256)
         self.apps: tuple[Application, ...] = config.applications or (Application("default"),)
         # The engine's own matchers, so node and engine agree on every request.
         self._router = AppRouter(self.apps)

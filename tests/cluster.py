@@ -229,16 +229,17 @@ class ControlPlane(Proc):
 
 
 class Node(Proc):
-    def __init__(self, name: str, workdir: Path, upstream: Upstream, control: ControlPlane,
-                 **extra: object) -> None:
+    def __init__(self, name: str, workdir: Path, upstream: Upstream,
+                 control: ControlPlane | None, **extra: object) -> None:
         self.state = workdir / name
         self.state.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.admin_port = free_port()
         node = {"listen": f"127.0.0.1:{self.port}", "upstream": f"http://127.0.0.1:{upstream.port}",
                 "admin": f"127.0.0.1:{self.admin_port}", "trusted_proxies": ["127.0.0.1/32"],
-                "control_url": control.url, "control_token": NODE_TOKEN, "node_name": name,
-                **extra}
+                "node_name": name, **extra}
+        if control is not None:    # None: a standalone node
+            node.update(control_url=control.url, control_token=NODE_TOKEN)
         path = self.state / "palisade.yaml"
         path.write_text(json.dumps({"state_dir": str(self.state), "node": node}), "utf-8")
         super().__init__(name, workdir, ["node", "-c", str(path)])

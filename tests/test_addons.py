@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import warnings
 
@@ -31,6 +32,7 @@ with warnings.catch_warnings():
     from node.metrics import NodeMetrics
     from node.problem import CONTENT_TYPE, PROBLEMS, http1_problem, problem_body
     from node.proxy.context import META, NodeContext
+    from node.proxy.forwarded import FORWARDED, TrustedProxy
     from node.proxy.layers import ByteCounter, HttpGuard
     from node.proxy.recorder import RecordWriter
     from node.proxy.settings import NodeSettings
@@ -77,7 +79,9 @@ def app_config() -> EngineConfig:
 @pytest.fixture
 def node(tmp_path):
     clock = Clock()
-    settings = NodeSettings(trusted_proxies=("10.0.0.0/8",), state_dir=str(tmp_path))
+    settings = NodeSettings(
+        trusted_proxies=("10.0.0.0/8", TrustedProxy("172.16.0.0/12", FORWARDED)),
+        state_dir=str(tmp_path))
     n = NodeContext(settings, app_config(), IPLists(None, clock=clock),
                     NodeMetrics(CollectorRegistry()), engine=FakeEngine(), clock=clock,
                     recorder=RecordWriter(str(tmp_path / "records.jsonl")))
@@ -161,8 +165,46 @@ async def test_trusted_peer_chain(tctx):
     meta = f.metadata[META]
     h = f.request.headers
     assert meta.ip == "198.51.100.4" and meta.peer_trusted and meta.id == "lb-123"
-    assert h["X-Forwarded-For"] == "6.6.6.6, 198.51.100.4, 10.0.0.2"
+    assert h["X-Forwarded-For"] == "198.51.100.4, 10.0.0.2"      # the forged 6.6.6.6 dropped
     assert h["X-Forwarded-Proto"] == "https"
+
+
+@pytest.mark.parametrize("forged", [
+    ("Forwarded", "for=7.7.7.7"), ("Forwarded", "for=unknown"), ("Forwarded", "by=1.1.1.1"),
+    ("X-Real-IP", "7.7.7.7"), ("True-Client-IP", "7.7.7.7"), ("CF-Connecting-IP", "7.7.7.7"),
+    ("X-Forwarded-For", "7.7.7.7"),
+])
+async def test_xff_proxy_passes_forged_claims(tctx, node, forged):
+    """nginx appends to X-Forwarded-For and passes the client's other headers through: a
+    denylisted client naming someone else is still itself, and the upstream hears one story."""
+    node.iplists.add("deny", "203.0.113.9")
+    headers = [forged, ("X-Forwarded-For", "203.0.113.9")]
+    f = await run(tctx, make_flow(peer="10.0.0.2", headers=headers), ok())
+    assert f.metadata[META].ip == "203.0.113.9" and f.response.status_code == 403
+    headers = [forged, ("X-Forwarded-For", "203.0.113.10")]
+    f = await run(tctx, make_flow(peer="10.0.0.2", headers=headers), ok())
+    h = f.request.headers
+    assert f.metadata[META].ip == "203.0.113.10" and f.response.status_code == 200
+    assert h["X-Forwarded-For"] == "203.0.113.10, 10.0.0.2" and h["X-Real-IP"] == "203.0.113.10"
+    assert "7.7.7.7" not in str(h) and "unknown" not in str(h) and "forwarded" not in h
+
+
+async def test_forwarded_proxy_with_both_headers(tctx):
+    """A proxy trusted for Forwarded: the client comes from it, and the outgoing
+    X-Forwarded-For says the same client (it used to keep the incoming chain)."""
+    f = await run(tctx, make_flow(peer="172.16.0.2", headers=[
+        ("X-Forwarded-For", "1.1.1.1"), ("X-Forwarded-Proto", "http"),
+        ("Forwarded", "for=7.7.7.7, for=198.51.100.4;proto=https;host=api.example")]), ok())
+    h = f.request.headers
+    assert f.metadata[META].ip == "198.51.100.4"
+    assert h["X-Forwarded-For"] == "198.51.100.4, 172.16.0.2" and h["X-Real-IP"] == "198.51.100.4"
+    assert h["Forwarded"] == "for=198.51.100.4, for=172.16.0.2;proto=http"
+    assert h["X-Forwarded-Proto"] == "https" and h["X-Forwarded-Host"] == "api.example"
+    f = await run(tctx, make_flow(peer="172.16.0.2", headers=[
+        ("X-Forwarded-For", "1.1.1.1"), ("X-Forwarded-Proto", "https")]), ok())
+    h = f.request.headers
+    assert f.metadata[META].ip == "172.16.0.2" and h["X-Forwarded-For"] == "172.16.0.2"
+    assert h["X-Forwarded-Proto"] == "http"     # not what this proxy writes
 
 
 async def test_tls_client_and_ipv6(tctx):
@@ -266,6 +308,20 @@ async def test_graylist_blocks_only_attack_signs(tctx, node, path, body, blocked
         assert problem(f)["title"] == "Forbidden"
 
 
+@pytest.mark.parametrize("headers,reason", [
+    ([("User-Agent", "sqlmap/1.7")], "scanner_probe"),
+    ([("Referer", "https://shop.example/<script>alert(1)</script>")], "xss"),
+])
+async def test_graylist_blocks_scanner_agent_and_referer_xss(tctx, node, headers, reason):
+    """Issue 12: both passed a graylisted address (only the Referer's query was scanned, and
+    an attack tool's agent was no sign)."""
+    node.iplists.add("gray", "203.0.113.7")
+    f = await run(tctx, make_flow("/api/items?id=7", headers=headers), ok())
+    assert f.response.status_code == 403 and f.metadata[META].blocked == reason
+    f = await run(tctx, make_flow("/api/items?id=7", headers=headers, peer="198.51.100.9"), ok())
+    assert f.response.status_code == 200          # not graylisted: no block on signs alone
+
+
 async def test_graylist_body_scan_is_bounded(tctx, node):
     node.iplists.add("gray", "203.0.113.7")
     padding = b"a" * node.settings.max_attack_scan
@@ -291,6 +347,27 @@ async def test_denied_session(tctx, node):
     assert metric(node, "palisade_blocked_total", reason="deny_session", list="session") == 1
     f = await run(tctx, make_flow(headers=[("Cookie", "sid=other")]), ok())
     assert f.response.status_code == 200
+
+
+async def test_session_keys_hashed_with_the_node_key(tmp_path):
+    """The node's own hash.key keys session hashes as it keys usernames (issue 12): a
+    recorded JWT `sub` is not its plain sha256, and a denied session still matches."""
+    key = b"k" * 32
+    clock = Clock()
+    cfg = EngineConfig(applications=(Application(
+        "shop", session=SessionParams(header="Authorization", jwt_claim="sub")),))
+    n = NodeContext(NodeSettings(state_dir=str(tmp_path)), cfg, IPLists(None, clock=clock),
+                    NodeMetrics(CollectorRegistry()), engine=FakeEngine(), clock=clock,
+                    hash_key=key)
+    token = "Bearer e30." + base64.urlsafe_b64encode(b'{"sub":"alice"}').decode() + ".sig"
+    with taddons.context(*default_addons(n)) as ctx:
+        f = await run(ctx, make_flow(headers=[("Authorization", token)]), ok())
+        rec = f.metadata[META].record
+        assert rec.session == hash_value("jwt:alice", "s-", key)
+        assert rec.session != hash_value("jwt:alice", "s-")
+        n.iplists.deny_session(rec.session, 600)
+        f = await run(ctx, make_flow(headers=[("Authorization", token)]), ok())
+        assert f.response.status_code == 403 and problem(f)["type"].endswith("session_denied")
 
 
 # -- record ----------------------------------------------------------------------------------

@@ -117,6 +117,20 @@ def test_keyed_hash_cannot_be_recomputed_without_the_key():
     assert h != hash_value("alice@example.com", "u-", k2)
 
 
+@pytest.mark.parametrize("params,headers,raw", [
+    (HEADER_JWT, {"Authorization": "Bearer " + jwt({"sub": "alice"})}, "jwt:alice"),
+    (COOKIE, {"Cookie": "sid=abc"}, "abc"),
+    (ALL, {"X-Api-Key": "k"}, "k"),
+])
+def test_session_keys_are_hashed_with_the_node_key(params, headers, raw):
+    """Issue 12: session keys were plain sha256, so a JWT `sub` could be found by hashing
+    guesses; they now take the same keyed BLAKE2b as usernames."""
+    key = b"k" * 32
+    h = session_value(params, getter(headers), key)
+    assert h == hash_value(raw, "s-", key) and h.startswith("s-")
+    assert h != hash_value(raw, "s-") and h != session_value(params, getter(headers), b"j" * 32)
+
+
 def test_hash_key_is_made_once_private_and_reused(tmp_path):
     import os
     import stat

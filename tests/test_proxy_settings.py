@@ -6,6 +6,7 @@ import pytest
 
 from node.config.yamlloc import load_yaml_text
 from node.errors import ConfigError
+from node.proxy.forwarded import FORWARDED, XFF, TrustedProxy
 from node.proxy.settings import (
     NodeSettings,
     compile_node_settings,
@@ -35,7 +36,10 @@ node:
   listen: "[::]:8443"
   upstream: https://api.internal:9443/
   admin: 127.0.0.1:9191
-  trusted_proxies: [10.0.0.0/8, "2001:db8::/32"]
+  trusted_proxies:
+    - 10.0.0.0/8
+    - {{cidr: "2001:db8::/32"}}
+    - {{cidr: [192.0.2.1, 198.51.100.0/24], header: Forwarded}}
   tls: {{cert: {pem}}}
   http2: false
   keep_host_header: false
@@ -50,7 +54,10 @@ node:
     assert (s.listen_host, s.listen_port) == ("::", 8443)
     assert s.upstream == "https://api.internal:9443"
     assert (s.admin_host, s.admin_port) == ("127.0.0.1", 9191)
-    assert s.trusted_proxies == ("10.0.0.0/8", "2001:db8::/32")
+    assert s.trusted_proxies == (TrustedProxy("10.0.0.0/8", XFF),
+                                 TrustedProxy("2001:db8::/32", XFF),
+                                 TrustedProxy("192.0.2.1/32", FORWARDED),
+                                 TrustedProxy("198.51.100.0/24", FORWARDED))
     assert s.tls_cert == str(pem) and s.tls_key is None
     assert not s.http2 and not s.keep_host_header
     assert (s.max_header_bytes, s.max_request_body) == (16384, 2 * 1024 * 1024)
@@ -80,6 +87,20 @@ def test_admin_off_and_relative_paths(tmp_path):
     ("node:\n  upstream: ftp://x\n", 2, "node.upstream", "http:// or https://"),
     ("node:\n  upstream: http://x:8080/api\n", 2, "node.upstream", "no path"),
     ("node:\n  trusted_proxies: [10.0.0.0/33]\n", 2, "node.trusted_proxies", "not an IP"),
+    ("node:\n  trusted_proxies:\n    - 10.0.0.0/8\n    - bogus\n", 4, "node.trusted_proxies",
+     "not an IP"),
+    ("node:\n  trusted_proxies:\n    - 10.0.0.0/8\n    - {cidr: 10.0.0.0/33}\n", 4,
+     "node.trusted_proxies[1].cidr", "not an IP"),
+    ("node:\n  trusted_proxies:\n    - cidr: 10.0.0.0/8\n      header: x-real-ip\n", 4,
+     "node.trusted_proxies[0].header", "one of x-forwarded-for, forwarded"),
+    ("node:\n  trusted_proxies:\n    - {header: forwarded}\n", 3, "node.trusted_proxies[0]",
+     "needs `cidr`"),
+    ("node:\n  trusted_proxies:\n    - {cidr: 10.0.0.0/8, headers: forwarded}\n", 3,
+     "node.trusted_proxies[0].headers", "did you mean 'header'"),
+    ("node:\n  trusted_proxies:\n    - 10.0.0.0/8\n    - {cidr: 10.0.0.0/8, header: forwarded}\n",
+     4, "node.trusted_proxies[1].cidr", "listed twice"),
+    ("node:\n  trusted_proxies: [[10.0.0.0/8]]\n", 2, "node.trusted_proxies",
+     "must be a CIDR or a mapping"),
     ("node:\n  limits:\n    max_header_bytes: 64k\n", 3, "node.limits.max_header_bytes",
      "between 1024 and 65535"),
     ("node:\n  limits:\n    max_request_body: lots\n", 3, "node.limits.max_request_body",

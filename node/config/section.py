@@ -161,6 +161,10 @@ class Section:
                                  line=_item_line(raw, i)) from None
         return out
 
+    def item_line(self, key: str, i: int) -> int | None:
+        """The line of item `i` of the list under `key`."""
+        return _item_line(self.data.get(key), i)
+
     def items(self) -> Iterator[tuple[str, Any]]:
         return iter(self.data.items())
 

@@ -34,9 +34,9 @@ class NodeContext:
     decision_sinks: list[Callable[[Any], None]] = field(default_factory=list)
     # called with every request record and its flow's FlowMeta, once built (before detection)
     record_sinks: list[Callable[[RequestRecord, FlowMeta], None]] = field(default_factory=list)
-    hash_key: bytes | None = field(default=None, repr=False)   # keys username hashes
+    hash_key: bytes | None = field(default=None, repr=False)   # keys session / username hashes
     capture: Capture = field(init=False)
-    trusted: NetMatcher[bool] = field(init=False)
+    trusted: NetMatcher[str] = field(init=False)   # trusted proxy network → its header
     ready: bool = False
 
     def __post_init__(self) -> None:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from node.config.section import Section
 from node.errors import ConfigError
+from node.proxy.forwarded import FORWARDED, HEADERS, XFF, TrustedProxy
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -25,7 +26,8 @@ class NodeSettings:
     upstream: str = "http://127.0.0.1:8080"    # scheme://host[:port], http or https
     admin_host: str | None = "127.0.0.1"       # None: no admin listener
     admin_port: int = 9090
-    trusted_proxies: tuple[str, ...] = ()      # CIDRs whose X-Forwarded-For / Forwarded we read
+    # proxies whose forwarding header we read, each for one header (a bare CIDR: XFF)
+    trusted_proxies: tuple[TrustedProxy | str, ...] = ()
     tls_cert: str | None = None                # PEM certificate chain: terminate TLS with it
     tls_key: str | None = None                 # PEM key (may live in tls_cert's file)
     http2: bool = True
@@ -185,7 +187,7 @@ def compile_node_settings(raw: Mapping | None, where: str | Section = "<config>"
         out["admin_host"], out["admin_port"] = conv(
             "admin", parse_hostport, s.str("admin"), d.admin_port)
     if s.has("trusted_proxies"):
-        out["trusted_proxies"] = tuple(str(n) for n in s.networks("trusted_proxies"))
+        out["trusted_proxies"] = _trusted_proxies(s)
     if s.has("tls"):
         t = s.sub("tls")
         t.only("cert", "key")
@@ -269,6 +271,44 @@ def _control(s: Section, out: dict[str, Any], env: Mapping[str, str]) -> None:
         out["node_name"] = name
     if s.has("push_records"):
         out["push_records"] = s.bool("push_records", True)
+
+
+_HEADER_NAMES = {"x-forwarded-for": XFF, "xff": XFF, "forwarded": FORWARDED}
+
+
+def _trusted_proxies(s: Section) -> tuple[TrustedProxy, ...]:
+    """`["10.0.0.0/8", {cidr: 192.0.2.0/24, header: forwarded}]`: a bare CIDR is trusted
+    for X-Forwarded-For only (what nginx, HAProxy and cloud balancers append to; they pass
+    a client's own `Forwarded` through). `cidr` may also be a list."""
+    out: dict[str, TrustedProxy] = {}
+    for i, item in enumerate(s.list("trusted_proxies")):
+        line = s.item_line("trusted_proxies", i)
+        if isinstance(item, str):
+            sec, key, cidrs, header = s, "trusted_proxies", [item], XFF
+        elif isinstance(item, Mapping):
+            sec = Section(item, s.file, s.key_path("trusted_proxies") + f"[{i}]", line)
+            sec.only("cidr", "header")
+            key, line, cidrs = "cidr", None, sec.str_list("cidr")
+            if not cidrs:
+                raise sec.error(None, "a trusted proxy needs `cidr`")
+            name = sec.str("header", XFF) or XFF
+            if name.lower() not in _HEADER_NAMES:
+                raise sec.error("header", f"must be one of {', '.join(HEADERS)} (got {name!r})")
+            header = _HEADER_NAMES[name.lower()]
+        else:
+            raise s.error("trusted_proxies", f"item {i + 1} must be a CIDR or a mapping "
+                          f"{{cidr: ..., header: ...}} (got {item!r})", line=line)
+        for cidr in cidrs:
+            try:
+                net = str(ipaddress.ip_network(cidr.strip(), strict=False))
+            except ValueError:
+                raise sec.error(key, f"{cidr!r} is not an IP address or CIDR",
+                                line=line) from None
+            if net in out and out[net].header != header:
+                raise sec.error(key, f"{net} is listed twice, for {out[net].header} and "
+                                     f"{header}", line=line)
+            out[net] = TrustedProxy(net, header)
+    return tuple(out.values())
 
 
 def _path(p: str, base_dir: str | None) -> str:

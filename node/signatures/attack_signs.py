@@ -23,6 +23,7 @@ from .probes import (
     looks_like_xss,
     probe_kind,
 )
+from .ua import classify_ua
 
 ATTACK_SIGNS: frozenset[str] = frozenset(
     ("sqli", "xss", "path_traversal", "cmd_injection", "scanner_probe")
@@ -102,6 +103,9 @@ def attack_signs(
         signs.add("scanner_probe")
     header_pairs = list(_header_pairs(headers))
     content_type = next((v for k, v in header_pairs if k == "content-type"), "")
+    # an attack tool's own agent (sqlmap, nikto, nuclei, ...): every request it sends is one
+    if any(k == "user-agent" and classify_ua(v).kind == "scanner" for k, v in header_pairs):
+        signs.add("scanner_probe")
     values = _values(path, query, header_pairs, body, content_type)
     for n, (value, kind) in enumerate(values):
         if n >= MAX_VALUES or len(signs) == len(ATTACK_SIGNS):
@@ -117,12 +121,19 @@ def attack_signs(
 
 def _value_signs(value: str, kind: str) -> frozenset[str]:
     """kind: 'path' (whole decoded path), 'value' (query / form / JSON / cookie value),
-    'odata' (value of a $-parameter), 'header' (User-Agent, X-Forwarded-For), 'text' (body)."""
+    'odata' (value of a $-parameter), 'header' (User-Agent, X-Forwarded-For), 'text' (body),
+    'referer' (the whole decoded Referer; its query values also come one by one as 'value')."""
     signs: set[str] = set()
     low = value[:MAX_VALUE].lower()
     # Log4Shell: a JNDI lookup gets code run wherever the value is logged.
     if "${" in low and any(j in low for j in _JNDI):
         signs.add("cmd_injection")
+    if kind == "referer":
+        # markup anywhere in it (path, fragment) is reflected by pages that echo the
+        # Referer; SQL and shell checks stay on its query values (`&` separates them)
+        if looks_like_xss(value, deep=True):
+            signs.add("xss")
+        return frozenset(signs)
     if kind == "header" and low.lstrip().startswith("() {"):
         signs.add("cmd_injection")  # Shellshock, CVE-2014-6271: a function definition header
     if kind == "path":
@@ -213,6 +224,7 @@ def _values(
             for part in value.split(";"):
                 yield _decode(part.partition("=")[2].strip()), "value"
         elif name == "referer":
+            yield _decode(value), "referer"
             yield from _query_values(value.partition("?")[2])
         elif name == "user-agent":
             yield value[:MAX_UA], "header"
