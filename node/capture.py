@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 
 from node.appmatch import AppRouter, AuthMatcher
 from node.config.model import Application, AuthEndpoint, EngineConfig, SessionParams
+from node.engine.roles import LOGIN, infer_role
 from node.record import MAX_FIELD, MAX_PATH, MAX_QUERY, MAX_UA, RequestRecord
 
 MAX_COOKIE_HEADER = 8192     # longer Cookie headers are not searched
@@ -143,6 +144,8 @@ def username_from_body(body: bytes, content_type: str | None, endpoint: AuthEndp
     """The username submitted to an authentication endpoint, read the way it is configured
     (`json` field path, `form` field, or a `header`); None if absent or too large to parse."""
     how, name = endpoint.username_in, endpoint.username_field
+    if how == "auto":
+        return _guessed_username(body, content_type)
     if how == "header":
         v = header(name) if header else None
     elif len(body) > MAX_AUTH_BODY or not body:
@@ -165,6 +168,35 @@ def username_from_body(body: bytes, content_type: str | None, endpoint: AuthEndp
     return v[:MAX_FIELD] or None
 
 
+# An unconfigured login route (inferred, or one of the usual paths): the username is the
+# first of these fields present, in a JSON or form body (OAuth's password grant is a form).
+GUESSED_FIELDS = ("username", "email", "login", "user", "user_name", "userName", "phone",
+                  "phone_number", "phoneNumber", "identifier", "account", "client_id")
+GUESSED_LOGIN = AuthEndpoint(method="POST", path="*", username_in="auto")
+
+
+def _guessed_username(body: bytes, content_type: str | None) -> str | None:
+    if not body or len(body) > MAX_AUTH_BODY:
+        return None
+    data: object
+    try:
+        if "form" in (content_type or "") or body[:1] not in (b"{", b"["):
+            data = dict(parse_qsl(body.decode("utf-8"), max_num_fields=MAX_FORM_FIELDS))
+        else:
+            data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    for name in GUESSED_FIELDS:
+        v = data.get(name)
+        if isinstance(v, str | int) and not isinstance(v, bool):
+            v = str(v).strip()
+            if v:
+                return v[:MAX_FIELD]
+    return None
+
+
 class Capture:
     """Per-application capture rules compiled from the engine configuration.
 
@@ -183,7 +215,15 @@ class Capture:
         return self._router.app(host)
 
     def auth_endpoint(self, app: Application, method: str, path: str) -> AuthEndpoint | None:
-        return self._auth.endpoint(app.name, method, path)
+        """The configured endpoint; for an application that configures none, the usual
+        login routes and any route whose vocabulary says login (engine.roles), whose
+        username is read from the usual body fields."""
+        ep = self._auth.endpoint(app.name, method, path)
+        if self._auth.configured(app.name):
+            return ep
+        if ep is not None or (method == "POST" and infer_role(method, path) == LOGIN):
+            return GUESSED_LOGIN
+        return None
 
     def username(self, app: Application, method: str, path: str, body: bytes,
                  content_type: str | None, header: HeaderGet) -> str | None:

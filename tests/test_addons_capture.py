@@ -220,3 +220,21 @@ def test_make_record_bounds():
                       status=200, req_bytes=0, resp_bytes=0, duration_ms=None, ua="")
     assert rec.path == "/" and rec.query == "x"
     assert json.loads(rec.to_json())["ip"] == "203.0.113.7"
+
+
+@pytest.mark.parametrize(("path", "body", "ctype", "expected"), [
+    ("/oauth/token", b"grant_type=password&username=Ann%40x.example&password=p",
+     "application/x-www-form-urlencoded", "ann@x.example"),
+    ("/v2/auth/sign-in", b'{"email": "Bo@x.example", "password": "p"}', "application/json",
+     "bo@x.example"),
+    ("/api/session", b'{"login": "carol"}', None, "carol"),
+    ("/v1/sessions", b'{"phone_number": "+15550100"}', "application/json", "+15550100"),
+    ("/oauth/token", b"grant_type=refresh_token&refresh_token=r", None, None),
+    ("/v1/payments", b'{"email": "d@x.example"}', "application/json", None),   # not a login
+    ("/api/session", b'{"email": ' + b"[" * 5000 + b"]" * 5000 + b"}", None, None),
+])
+def test_inferred_login_routes_capture_the_username(path, body, ctype, expected):
+    cap = Capture(EngineConfig(), hash_key=None)
+    app = cap.apps[0]
+    got = cap.username(app, "POST", path, body, ctype, getter({}))
+    assert got == (hash_value(expected, "u-") if expected else None)
