@@ -33,9 +33,18 @@ def test_request_rate_fires_on_sustained_fast_client():
 
 @fires("request_interval")
 def test_request_interval_fires_on_machine_regular_gaps():
-    eng = run(rec(i, "/api/cart", ts=1e9 + i * 2.0) for i in range(40))
+    eng = run(rec(i, "/api/cart", ts=1e9 + 0.25 + i * 2.0) for i in range(40))
     f = finding(eng, "request_interval", "203.0.113.9")
     assert fired(f) and f.value < 0.05
+
+
+def test_request_interval_on_whole_second_timestamps_judges_only_slow_rhythms():
+    # An access log: a person clicking within the same second or the next reads as gaps
+    # of 0 and 1 -- rounding, not rhythm; a 10 s schedule is still a schedule.
+    fast = run(rec(i, "/api/cart", ts=1e9 + i // 2) for i in range(40))
+    assert finding(fast, "request_interval", "203.0.113.9") is None
+    slow = run(rec(i, "/api/cart", ts=1e9 + 10 * i) for i in range(40))
+    assert fired(finding(slow, "request_interval", "203.0.113.9"))
 
 
 @fires("request_uniqueness")

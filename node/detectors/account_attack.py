@@ -12,6 +12,7 @@ class AccountAttack(Detector):
     name = "account_attack"
     title = "Account attacked from many addresses"
     judges_customers = True
+    specificity = 3
     votes = {"account_takeover": 2.0}
     params = {"min_failures": Param(10, "int", minimum=3,
                                     help="decayed failures on one account"),

@@ -16,6 +16,7 @@ class AuthenticationAbuse(Detector):
     name = "authentication_abuse"
     title = "Authentication abuse"
     judges_customers = True
+    specificity = 2
     votes = {"account_takeover": 1.5, "api_abuse": 0.5}
     params = {"min_attempts": Param(5, "int", minimum=2,
                                     help="floor on attempts per session"),

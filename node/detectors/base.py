@@ -55,6 +55,10 @@ class Detector:
     # Judges an established client (a credentialed session whose calls succeed): detectors
     # of abuse do; those of being a machine (agent, schedule, pace, breadth) do not.
     judges_customers: ClassVar[bool] = False
+    # How plainly a firing names what the actor does, for its primary bot type: 3 a behaviour
+    # of one type (declined cards, probes, many usernames), 2 a strong lean (uniqueness),
+    # 1 a trait many kinds of bot share (rate, rhythm, an HTTP library's agent).
+    specificity: ClassVar[int] = 1
     actors: ClassVar[frozenset[str]] = frozenset({"session", "ip", "net"})
     memo: int = 0             # this detector's slot in Endpoint.memo (set by the engine)
 

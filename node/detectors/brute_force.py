@@ -12,6 +12,7 @@ class BruteForce(Detector):
     name = "brute_force"
     title = "Brute force"
     judges_customers = True
+    specificity = 3
     votes = {"account_takeover": 2.0}
     params = {"max_failures": Param(8, "int", minimum=3,
                                     help="failed logins on one account a person may make")}

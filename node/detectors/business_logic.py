@@ -37,6 +37,7 @@ def matches(rules: tuple[EndpointRule, ...], method: str, template: str, path: s
 class BusinessLogic(Detector):
     name = "business_logic"
     title = "Business logic score"
+    specificity = 2
     votes = {"api_abuse": 1.5, "account_takeover": 0.5, "resource_consumption": 0.5,
              "scraping": 0.5}
     params = {"max_calls": Param(15, "int", minimum=2),

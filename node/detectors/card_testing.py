@@ -15,6 +15,7 @@ class CardTesting(Detector):
     name = "card_testing"
     title = "Card testing"
     judges_customers = True
+    specificity = 3
     votes = {"api_abuse": 2.5}
     params = {"max_declines": Param(4, "int", minimum=2,
                                     help="declined payments a customer may have"),

@@ -11,6 +11,7 @@ _MB = 1024 * 1024
 class _Consumption(Detector):
     attr = ""
     ring = ""
+    specificity = 3
     votes = {"resource_consumption": 2.0, "scraping": 0.5}
     actors = frozenset({"session", "ip"})
 

@@ -14,6 +14,7 @@ class CredentialStuffing(Detector):
     name = "credential_stuffing"
     title = "Credential stuffing"
     judges_customers = True
+    specificity = 3
     votes = {"account_takeover": 2.0}
     params = {"min_users": Param(5, "int", minimum=2),
               "per_session": Param(3.0, minimum=1.0,

@@ -15,6 +15,7 @@ class FakeAccounts(Detector):
     name = "fake_accounts"
     title = "Account creation"
     judges_customers = True
+    specificity = 3
     votes = {"api_abuse": 2.5}
     params = {"max_signups": Param(3, "int", minimum=1,
                                    help="sign-ups from one session"),

@@ -16,6 +16,7 @@ class FakeGoodBot(Detector):
     name = "fake_good_bot"
     title = "Fake good bot"
     judges_customers = True
+    specificity = 3
     votes = {"scraping": 2.0, "security_crawlers": 1.0, "api_abuse": 1.0}
     observes_start = True     # the user agent is judged once, on a session's first request
 

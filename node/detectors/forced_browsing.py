@@ -47,6 +47,7 @@ class ForcedBrowsing(Detector):
     name = "forced_browsing"
     title = "Forced browsing"
     judges_customers = True
+    specificity = 3
     votes = {"security_crawlers": 3.0, "scraping": 0.5, "api_abuse": 0.5}
     params = {"min_404": Param(10, "int", minimum=2),
               "max_404_share": Param(0.5, maximum=1.0)}

@@ -25,6 +25,7 @@ def _network(ip: str) -> str:
 class IpRotation(Detector):
     name = "ip_rotation"
     title = "IP rotation"
+    specificity = 2
     votes = {"account_takeover": 1.5, "scraping": 1.5, "api_abuse": 1.0}
     params = {"min_networks": Param(3, "int", minimum=2,
                                     help="networks one session cookie may come from"),

@@ -44,6 +44,7 @@ def cluster_keys(ev) -> tuple:
 class LowFrequencyStuffing(Detector):
     name = "low_frequency_stuffing"
     title = "Low-frequency credential stuffing"
+    specificity = 3
     votes = {"account_takeover": 1.5}
     params = {"min_sessions": Param(10, "int", minimum=3,
                                     help="login-only sessions in an hour per user agent or /24"),

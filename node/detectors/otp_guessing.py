@@ -14,6 +14,7 @@ class OtpGuessing(Detector):
     name = "otp_guessing"
     title = "One-time code guessing"
     judges_customers = True
+    specificity = 3
     votes = {"account_takeover": 2.5}
     params = {"max_failures": Param(5, "int", minimum=2,
                                     help="failed code verifications a person may make")}

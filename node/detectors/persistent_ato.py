@@ -16,6 +16,7 @@ class PersistentAto(Detector):
     name = "persistent_ato"
     title = "Persistent ATO"
     judges_customers = True
+    specificity = 3
     votes = {"account_takeover": 2.0}
     params = {"min_failures": Param(3.0, minimum=1.0,
                                     help="decayed failed logins without success"),

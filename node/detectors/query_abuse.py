@@ -29,6 +29,7 @@ def _shape(template: str, query: str) -> int:
 class QueryAbuse(Detector):
     name = "query_abuse"
     title = "Query abuse"
+    specificity = 3
     votes = {"api_abuse": 1.5, "scraping": 1.0}
     params = {"max_varied": Param(30, "int", minimum=3),
               "min_share": Param(0.4, maximum=1.0),

@@ -6,6 +6,8 @@ simulator's thousands of visits). A loop with a fixed sleep has a CV near 0, and
 disguise, a sleep drawn uniformly from [a, b], can never exceed 1/sqrt(3) = 0.58: the bound
 sits below both, at 0.5. Uses the actor's Welford running mean / variance (O(1) per request).
 Schedules slower than `max_mean_gap` (an uptime monitor) are left to the other detectors.
+With whole-second timestamps (an access log) gaps shorter than `coarse_min_gap` on average
+are mostly rounding: the detector abstains there rather than read rounding as rhythm.
 """
 
 from node.detectors.base import Detector, Finding, Param, fmt
@@ -18,13 +20,16 @@ class RequestInterval(Detector):
              "resource_consumption": 0.5}
     params = {"max_cv": Param(0.5, help="gap CV below which timing is machine-regular"),
               "min_intervals": Param(12, "int", minimum=3),
-              "max_mean_gap": Param(300.0, "duration")}
+              "max_mean_gap": Param(300.0, "duration"),
+              "coarse_min_gap": Param(3.0, "duration")}
 
     def evaluate(self, actor, ev):
         if actor.iv_n < self.p["min_intervals"]:
             return None
         cv = actor.interval_cv
         if cv is None or actor.iv_mean > self.p["max_mean_gap"]:
+            return None
+        if self.ctx.coarse_clock and actor.iv_mean < self.p["coarse_min_gap"]:
             return None
         limit = self.p["max_cv"]
         strength = 1.0 if cv < limit else 0.0

@@ -14,6 +14,7 @@ SKETCH_ERROR = 0.05
 class RequestUniqueness(Detector):
     name = "request_uniqueness"
     title = "Request uniqueness"
+    specificity = 2
     votes = {"scraping": 1.5, "api_abuse": 0.5}
     params = {"max_ratio": Param(0.9, maximum=1.0), "min_unique": Param(30, "int", minimum=5)}
 

@@ -12,6 +12,7 @@ class ResponseTimeAnomaly(Detector):
     name = "response_time_anomaly"
     title = "Response time anomaly"
     judges_customers = True
+    specificity = 3
     votes = {"resource_consumption": 1.5, "api_abuse": 0.5}
     params = {"p99_factor": Param(2.0, minimum=1.0), "min_ms": Param(50.0),
               "max_slow": Param(5, "int", minimum=1), "min_share": Param(0.2, maximum=1.0)}

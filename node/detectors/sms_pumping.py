@@ -15,6 +15,7 @@ class SmsPumping(Detector):
     name = "sms_pumping"
     title = "Codes sent, never verified"
     judges_customers = True
+    specificity = 3
     votes = {"api_abuse": 2.5}
     params = {"max_unverified": Param(4, "int", minimum=2,
                                       help="codes sent without a verification a person may ask"),

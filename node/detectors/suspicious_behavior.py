@@ -21,6 +21,7 @@ MAX_GAP = 1800.0     # a pause longer than a session's inactivity timeout is no 
 class SuspiciousBehavior(Detector):
     name = "suspicious_behavior"
     title = "Suspicious behavior score"
+    specificity = 2
     votes = {"scraping": 1.5, "api_abuse": 1.0, "account_takeover": 0.5}
     params = {"min_transitions": Param(20, "int", minimum=5,
                                        help="a session's calls before its path is judged"),

@@ -79,6 +79,9 @@ class EngineContext:
         self.clusters: Any = None         # engine.auth.Clusters (set by the engine)
         self.long_auth: Any = None        # engine.auth.LongTermAuth
         self.accounts: Any = None         # engine.flows.Accounts
+        # Whole-second timestamps only so far (an access log): gaps under a few seconds
+        # are quantisation, not rhythm.
+        self.coarse_clock = True
         self.verifier: Any = None         # node.goodbots.GoodBotVerifier
 
     @property

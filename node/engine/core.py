@@ -249,6 +249,8 @@ class Engine:
     # -- the hot path -------------------------------------------------------------------------
     def process(self, rec: RequestRecord) -> list[Decision]:
         self.requests += 1
+        if self.ctx.coarse_clock and rec.ts % 1.0:
+            self.ctx.coarse_clock = False   # sub-second timestamps: rhythm can be judged
         ai = self._router.index(rec.host) if self._multi_app else 0
         app = self.apps[ai]
         path = rec.path
@@ -773,7 +775,8 @@ class Engine:
 
 
 def _focus(fired: list) -> dict[str, float]:
-    """Votes gained per bot type from findings whose votes point at that one type."""
+    """Per bot type, how plainly the findings that point at that one type name it: each
+    finding's specificity, for the type its effective votes lean to (none for a tie)."""
     out: dict[str, float] = {}
     for det, f in fired:
         only = f.only
@@ -785,7 +788,7 @@ def _focus(fired: list) -> dict[str, float]:
             elif v > second:
                 second = v
         if bt is not None and best > second * 1.2:
-            out[bt] = out.get(bt, 0.0) + best
+            out[bt] = out.get(bt, 0.0) + det.specificity * f.strength
     return out
 
 
