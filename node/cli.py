@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_iplist_parser(sub)
+    from node.signatures.ranges_cli import add_ranges_parser
+
+    add_ranges_parser(sub)
     return parser
 
 
@@ -109,6 +112,10 @@ def _dispatch(args) -> int:
         from node.iplists.cli import iplist_command
 
         return iplist_command(args)
+    if cmd == "ranges":
+        from node.signatures.ranges_cli import ranges_command
+
+        return ranges_command(args)
     raise PalisadeError(f"unknown command {cmd!r}")
 
 

@@ -199,7 +199,7 @@ def test_browsers(ua, family):
     ],
 )
 def test_kinds(ua, expected):
-    assert classify_ua(ua) == expected
+    assert classify_ua(ua)[:2] == expected
 
 
 # Words inside other words and similar tokens must not turn a client into a scanner.

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from types import MappingProxyType
 from typing import Any
 
 from node.config.model import (
     BOT_TYPES,
+    CRAWLER_CATEGORIES,
+    CRAWLER_POLICIES,
     REACTIONS,
     TOLERANCE,
     Application,
@@ -23,6 +26,7 @@ from node.config.model import (
 from node.config.section import Section
 from node.config.yamlloc import load_yaml_file, load_yaml_text
 from node.engine.roles import ROLES
+from node.errors import InputError
 
 _TOP = ("engine", "applications", "profiles", "exceptions", "detectors", "node", "control",
         "state_dir")
@@ -66,7 +70,7 @@ def _engine(root: Section) -> EngineConfig:
     eng = root.sub("engine")
     eng.only("session_timeout", "ip_ttl", "max_sessions", "max_ips", "max_networks",
              "max_templates", "ipv6_prefix", "min_votes", "warmup_requests",
-             "shared_ip_sessions")
+             "shared_ip_sessions", "cloud_ranges")
     d = Limits()
     limits = Limits(
         sessions=eng.int("max_sessions", d.sessions, minimum=100, maximum=10_000_000),
@@ -98,8 +102,25 @@ def _engine(root: Section) -> EngineConfig:
         min_votes=eng.number("min_votes", base.min_votes, minimum=0.5, maximum=100),
         warmup_requests=eng.int("warmup_requests", base.warmup_requests, minimum=0),
         shared_ip_sessions=eng.int("shared_ip_sessions", base.shared_ip_sessions, minimum=2),
+        cloud_ranges=_cloud_ranges(eng),
         source=root.file,
     )
+
+
+def _cloud_ranges(eng: Section) -> Any:
+    """`engine.cloud_ranges: PATH` (what `palisade ranges update` writes), loaded now so a bad
+    file is a configuration error, not a surprise at the first request."""
+    path = eng.str("cloud_ranges")
+    if path is None:
+        return None
+    from node.signatures import cloud
+
+    if not os.path.isabs(path) and eng.file and os.path.exists(eng.file):
+        path = os.path.join(os.path.dirname(os.path.abspath(eng.file)), path)
+    try:
+        return cloud.load(path)
+    except InputError as e:
+        raise eng.error("cloud_ranges", str(e)) from None
 
 
 def _application(s: Section) -> Application:
@@ -185,7 +206,7 @@ def _rule(s: Section, key: str, item: str) -> EndpointRule:
 
 
 def _profile(s: Section, app_names: list[str]) -> Profile:
-    s.only("name", "applications", "bot_types", "tolerance", "reactions")
+    s.only("name", "applications", "bot_types", "tolerance", "reactions", "crawlers")
     name = s.str("name")
     if not name:
         raise s.error(None, "a profile needs a name")
@@ -220,9 +241,12 @@ def _profile(s: Section, app_names: list[str]) -> Profile:
             if key == "default" and t in rs.data:
                 continue
             reactions[t] = reaction
+    cs = s.sub("crawlers")
+    cs.only(*CRAWLER_CATEGORIES)
+    crawlers = {c: cs.str(c, "monitor", choices=CRAWLER_POLICIES) for c in CRAWLER_CATEGORIES}
     return Profile(name=name, applications=apps, bot_types=frozenset(types),
                    tolerance=s.str("tolerance", "normal", choices=tuple(TOLERANCE)),
-                   reactions=MappingProxyType(reactions))
+                   reactions=MappingProxyType(reactions), crawlers=MappingProxyType(crawlers))
 
 
 def _detectors(s: Section) -> tuple[dict[str, MappingProxyType], set[str]]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from node.signatures.ua import CATEGORIES
+
 BOT_TYPES: tuple[str, ...] = (
     "api_abuse", "account_takeover", "security_crawlers", "scraping", "resource_consumption",
 )
@@ -15,6 +17,11 @@ BOT_TYPES: tuple[str, ...] = (
 TOLERANCE: MappingProxyType[str, float] = MappingProxyType(
     {"low": 0.35, "normal": 0.5, "high": 0.65})
 REACTIONS: tuple[str, ...] = ("monitor", "graylist", "denylist", "deny_session")
+# Declared crawlers per category (node.signatures.ua CATEGORIES): `block` makes the claim
+# strong evidence, `allow` no evidence at all, `monitor` (default) lets them crawl but names
+# them, and their behaviour is judged like anyone's.
+CRAWLER_CATEGORIES: tuple[str, ...] = CATEGORIES
+CRAWLER_POLICIES: tuple[str, ...] = ("allow", "monitor", "block")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -77,6 +84,8 @@ class Profile:
     tolerance: str = "normal"
     reactions: MappingProxyType = field(
         default_factory=lambda: MappingProxyType({t: Reaction() for t in BOT_TYPES}))
+    crawlers: MappingProxyType = field(       # category → allow | monitor | block
+        default_factory=lambda: MappingProxyType({c: "monitor" for c in CRAWLER_CATEGORIES}))
 
     @property
     def threshold(self) -> float:
@@ -110,6 +119,9 @@ class EngineConfig:
     min_votes: float = 2.0                # votes an actor must gain before any decision
     warmup_requests: int = 2000           # traffic seen before learned detectors vote
     shared_ip_sessions: int = 3           # human-looking sessions that make an IP "shared"
+    # node.signatures.cloud.CloudRanges loaded from `engine.cloud_ranges`; None: the packaged
+    # ranges (cloud.provider(ip, config.cloud_ranges) reads either).
+    cloud_ranges: Any = None
     source: str = "<built-in defaults>"
 
 

@@ -19,11 +19,14 @@ from crawleruseragents import CRAWLER_USER_AGENTS_DATA
 MAX_UA = 512  # same bound as node.record.MAX_UA: nothing past it is looked at
 CACHE_SIZE = 8192
 
-UAKind = Literal["empty", "scanner", "library", "crawler", "good_bot", "browser", "app",
-                 "other"]
+UAKind = Literal["empty", "scanner", "spam_bot", "library", "crawler", "good_bot", "browser",
+                 "app", "other"]
 KINDS: frozenset[str] = frozenset(
-    ("empty", "scanner", "library", "crawler", "good_bot", "browser", "app", "other")
+    ("empty", "scanner", "spam_bot", "library", "crawler", "good_bot", "browser", "app", "other")
 )
+# What a declared crawler does with a site (node/data/ua_ai_agents.txt); profiles allow or
+# block each one (config `crawlers:`).
+CATEGORIES: tuple[str, ...] = ("ai_crawler", "ai_assistant", "search_engine")
 # The HTTP stacks of native mobile apps: apps keep their default agent (`okhttp/4.12.0`,
 # `ShopApp/3.1 (...; iOS 17.1) Alamofire/5.8.0`, Flutter's `Dart/3.2 (dart:io)`), so these
 # are the customers of a mobile app as much as a browser's agent is a person's: kind "app".
@@ -33,6 +36,9 @@ APP_STACKS: frozenset[str] = frozenset(("okhttp", "alamofire", "dart"))
 class UAClass(NamedTuple):
     kind: UAKind
     name: str  # the matched tool / bot / browser family; "" for empty and other
+    category: str = ""  # one of CATEGORIES for a declared AI agent or search crawler
+    agent: str = ""     # that agent's own name ("GPTBot", "ClaudeBot"); good_bot's name
+                        # stays the vendor key the verifier looks up
 
 
 def read_list(filename: str) -> list[str]:
@@ -74,6 +80,22 @@ def _trie_body(node: dict[str, dict]) -> str:
         return ""
     alts = [re.escape(ch) + _trie_body(child) for ch, child in sorted(node.items())]
     return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+
+
+def _categorised(filename: str) -> dict[str, tuple[str, str]]:
+    """``[category]`` sections of ``literal = Name`` lines -> {literal: (Name, category)}."""
+    out: dict[str, tuple[str, str]] = {}
+    category = ""
+    for line in read_list(filename):
+        if line.startswith("["):
+            category = line.strip("[]").strip()
+            if category not in CATEGORIES:
+                raise ValueError(f"{filename}: unknown category {category!r}")
+            continue
+        literal, sep, name = line.partition(" = ")
+        literal = literal.strip()
+        out.setdefault(literal.lower(), (name.strip() if sep else literal, category))
+    return out
 
 
 def _alternation(literals: Iterable[str], *, word_start: bool) -> re.Pattern[str]:
@@ -216,6 +238,10 @@ def _crawler_tables() -> tuple[re.Pattern[str], tuple[str, ...], tuple[str, ...]
 
 
 _SCANNERS = _named_literals("ua_scanners.txt")
+_SPAM_BOTS = _named_literals("ua_spam_bots.txt")
+_AGENTS = _categorised("ua_ai_agents.txt")
+_SPAM_RE = _alternation(_SPAM_BOTS, word_start=True)
+_AGENT_RE = _alternation(_AGENTS, word_start=True)
 _GOOD_BOTS = _named_literals("ua_good_bots.txt")
 _LIBRARIES = _named_literals("ua_libraries.txt")
 _SCANNER_RE = _alternation(_SCANNERS, word_start=True)
@@ -273,12 +299,18 @@ def _classify(ua: str) -> UAClass:
     # Scanners first: they often append their token to a browser or bot UA.
     if m := _SCANNER_RE.search(low):
         return UAClass("scanner", _SCANNERS[m.group()])
+    # Spam bots next: some carry a library's token ("WebVulnCrawl.unknown ... libwww-perl").
+    if m := _SPAM_RE.search(low):
+        return UAClass("spam_bot", _SPAM_BOTS[m.group()])
     # Headless / automation before good bots: "HeadlessChrome ... Googlebot" is not Google.
     if m := _LIBRARY_RE.search(low):
         name = _LIBRARIES[m.group()]
         return UAClass("app" if name in APP_STACKS else "library", name)
+    agent, category = _AGENTS[m.group()] if (m := _AGENT_RE.search(low)) else ("", "")
     if m := _GOOD_BOT_RE.search(low):
-        return UAClass("good_bot", _GOOD_BOTS[m.group()])
+        return UAClass("good_bot", _GOOD_BOTS[m.group()], category, agent)
+    if agent:     # a declared AI agent, even inside a browser-looking agent string
+        return UAClass("crawler", agent, category, agent)
     if m := _CRAWLER_RE.search(low):
         return UAClass("crawler", m.group().rstrip("/"))
     if _CRAWLER_STARTS and low.startswith(_CRAWLER_STARTS):
