@@ -12,6 +12,7 @@ from node.detectors.business_logic import BusinessLogic
 from node.detectors.card_testing import CardTesting
 from node.detectors.consumption import ExcessiveRequestConsumption, ExcessiveResponseConsumption
 from node.detectors.credential_stuffing import CredentialStuffing
+from node.detectors.datacenter_agent import DatacenterAgent
 from node.detectors.fake_accounts import FakeAccounts
 from node.detectors.fake_good_bot import FakeGoodBot
 from node.detectors.forced_browsing import ForcedBrowsing
@@ -58,6 +59,7 @@ DETECTORS: tuple[type[Detector], ...] = (
     FakeAccounts,
     HumanActions,
     FakeGoodBot,
+    DatacenterAgent,
     SuspiciousBehavior,
 )
 REGISTRY: dict[str, type[Detector]] = {d.name: d for d in DETECTORS}
