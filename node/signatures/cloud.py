@@ -212,6 +212,14 @@ def _read(path: str) -> str:
 def parse_published(path: str, provider_name: str | None = None) -> list[Provider]:
     """One published file → its provider(s). JSON files say whose they are; a CIDR list or a
     geofeed CSV (first column a CIDR) needs `provider_name`; a compact file gives all its own."""
+    providers = _parse_published(path, provider_name)
+    for p in providers:
+        if not _collapse(p.networks):
+            raise InputError(f"{path}: no public networks for {p.name} in it")
+    return providers
+
+
+def _parse_published(path: str, provider_name: str | None) -> list[Provider]:
     text = _read(path)
     mtime = dt.datetime.fromtimestamp(os.path.getmtime(path), dt.UTC).date().isoformat()
     stripped = text.lstrip()
