@@ -65,7 +65,11 @@ def replay(paths: list[str], config: Config, *, fmt: str | None = None,
         if progress is not None and not n & 4095:
             progress.update(reader.bytes_read, reader.total_bytes, n)
     res.stats = engine.stats()
-    engine.finish()
+    for d in engine.finish():         # detections still settling at the end of the input
+        res.decisions.append(d)
+        if on_decision:
+            on_decision(d)
+    res.stats["decisions"] = engine.decisions
     res.seconds = time.perf_counter() - started
     res.unknown_files = list(reader.unknown_files)
     if not n and reader.unknown_files:

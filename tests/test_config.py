@@ -35,11 +35,18 @@ def test_example_config_compiles():
     assert cfg.node.upstream.startswith("http://127.0.0.1:8080")
     assert cfg.node.control_url == "http://127.0.0.1:8790"
     assert cfg.control.listen_port == 8790 and len(cfg.control.tokens) == 2
+    assert dict(prof.crawlers) == {"ai_crawler": "block", "ai_assistant": "allow",
+                                   "search_engine": "allow"}
+    assert e.cloud_ranges is None                                       # packaged ranges
 
 
 def test_defaults_without_config():
     cfg = load_config(None)
     assert cfg.engine.profiles[0].bot_types and cfg.engine.applications[0].hosts == ("*",)
+    assert set(cfg.engine.profiles[0].crawlers.values()) == {"monitor"}
+    partial = parse_config_text("profiles:\n  - name: p\n    crawlers: {ai_crawler: block}\n")
+    assert dict(partial.engine.profiles[0].crawlers) == {
+        "ai_crawler": "block", "ai_assistant": "monitor", "search_engine": "monitor"}
 
 
 def test_compiled_config_is_immutable():
@@ -62,6 +69,12 @@ def test_compiled_config_is_immutable():
      "must be at least 5m"),
     ("profiles:\n  - name: p\n    bot_types: [scrapers]\n", 3, "unknown bot type 'scrapers'"),
     ("profiles:\n  - name: p\n    applications: [nope]\n", 3, "unknown application 'nope'"),
+    ("profiles:\n  - name: p\n    crawlers:\n      ai_crawler: deny\n", 4,
+     "profiles[0].crawlers.ai_crawler: must be one of allow, monitor, block"),
+    ("profiles:\n  - name: p\n    crawlers:\n      ai_bots: block\n", 4,
+     "profiles[0].crawlers.ai_bots: unknown key"),
+    ("profiles:\n  - name: p\n    crawlers: block\n", 3, "expected a mapping"),
+    ("engine:\n  cloud_ranges: 7\n", 2, "engine.cloud_ranges: expected a string"),
     ("exceptions: [10.0.0.0/8, not-an-ip]\n", 1, "'not-an-ip' is not an IP address"),
     ("applications:\n  - name: a\n    auth_endpoints:\n      - path: login\n", 4, "path"),
     ("applications:\n  - hosts: [x]\n", 2, "needs a name"),

@@ -8,7 +8,7 @@ from ipaddress import ip_network
 
 import pytest
 
-from node.config import EngineConfig
+from node.config import EngineConfig, parse_config_text
 from node.sim import Scenario, simulate, to_records, truth
 from tests.detector_kit import (
     CHROME,
@@ -84,6 +84,65 @@ def test_bad_user_agent_abstains_when_the_log_has_no_agent_field():
     assert finding(eng, "bad_user_agent", "203.0.113.9") is None
     eng = run(rec(i, "/api/products", ua="") for i in range(5))
     assert fired(finding(eng, "bad_user_agent", "203.0.113.9"))
+
+
+@fires("bad_user_agent")
+@pytest.mark.parametrize("ua", ["EmailCollector/1.0", "Mozilla/3.0 (compatible; Indy Library)",
+                                "TrackBack/1.02", "Guestbook Auto Submitter"])
+def test_bad_user_agent_fires_on_fail2ban_spam_bots(ua):
+    eng = run(rec(i, "/api/products", ua=ua) for i in range(2))
+    f = finding(eng, "bad_user_agent", "203.0.113.9")
+    assert fired(f) and f.normal == "not a spam_bot user agent"
+    assert fired(finding(eng, "bad_user_agent", "203.0.113.9", "ip"))
+
+
+CLAUDEBOT = ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; ClaudeBot/1.0; "
+             "+claudebot@anthropic.com)")
+GPTBOT = ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; "
+          "+https://openai.com/gptbot)")
+CHATGPT_USER = ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko); compatible; "
+                "ChatGPT-User/1.0; +https://openai.com/bot")
+
+
+def _crawlers(policy: str) -> EngineConfig:
+    return parse_config_text("profiles:\n  - name: p\n    crawlers: {" + policy + "}\n").engine
+
+
+@fires("bad_user_agent")
+@pytest.mark.parametrize("ua", [CLAUDEBOT, GPTBOT])
+def test_bad_user_agent_fires_on_a_category_the_profile_blocks(ua):
+    eng = run((rec(i, "/api/products", ua=ua) for i in range(2)),
+              _crawlers("ai_crawler: block, ai_assistant: allow"))
+    for kind in ("session", "ip"):
+        f = finding(eng, "bad_user_agent", "203.0.113.9", kind)
+        assert fired(f) and f.normal == "no ai_crawler (blocked by the profile)", kind
+        assert f.only["scraping"] == 1.0
+
+
+@pytest.mark.parametrize("config", [None, "ai_crawler: allow", "ai_crawler: monitor",
+                                    "ai_assistant: block"])
+def test_bad_user_agent_is_no_evidence_for_an_allowed_or_monitored_category(config):
+    # Today's default (monitor) lets a declared crawler be: it says who it is, and its
+    # behaviour is judged by the other detectors.
+    eng = run((rec(i, "/api/products", ua=CLAUDEBOT) for i in range(3)),
+              _crawlers(config) if config else None)
+    assert finding(eng, "bad_user_agent", "203.0.113.9") is None
+    assert finding(eng, "bad_user_agent", "203.0.113.9", "ip") is None
+
+
+def test_crawler_policy_is_per_category():
+    cfg = _crawlers("ai_crawler: allow, ai_assistant: block, search_engine: allow")
+    eng = run((rec(i, "/api/products", ua=CHATGPT_USER) for i in range(2)), cfg)
+    assert fired(finding(eng, "bad_user_agent", "203.0.113.9"))
+    assert dict(cfg.profiles[0].crawlers) == {
+        "ai_crawler": "allow", "ai_assistant": "block", "search_engine": "allow"}
+
+
+@pytest.mark.parametrize("ua", ["okhttp/4.12.0", "Dart/3.2 (dart:io)", CHROME])
+def test_bad_user_agent_quiet_on_apps_and_browsers_whatever_the_policy(ua):
+    eng = run((rec(i, "/api/products", ua=ua) for i in range(3)),
+              _crawlers("ai_crawler: block, ai_assistant: block, search_engine: block"))
+    assert finding(eng, "bad_user_agent", "203.0.113.9") is None
 
 
 @fires("outdated_browser")

@@ -315,3 +315,103 @@ def test_hostile_input_is_bounded(ua):
 def test_only_the_first_max_ua_characters_count():
     assert classify_ua("x" * ua_mod.MAX_UA + "sqlmap").kind == "other"
     assert classify_ua("x" * (ua_mod.MAX_UA - 7) + " sqlmap").kind == "scanner"
+
+
+# -- declared AI agents and search crawlers: name and category ----------------------------------
+
+@pytest.mark.parametrize(("ua", "kind", "agent", "category"), [
+    ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; "
+     "+https://openai.com/gptbot)", "good_bot", "GPTBot", "ai_crawler"),
+    ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; OAI-SearchBot/1.0; "
+     "+https://openai.com/searchbot)", "good_bot", "OAI-SearchBot", "search_engine"),
+    ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko); compatible; ChatGPT-User/1.0; "
+     "+https://openai.com/bot", "good_bot", "ChatGPT-User", "ai_assistant"),
+    ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; ClaudeBot/1.0; "
+     "+claudebot@anthropic.com)", "crawler", "ClaudeBot", "ai_crawler"),
+    ("Claude-User/1.0 (+Claude-User@anthropic.com)", "crawler", "Claude-User", "ai_assistant"),
+    ("Mozilla/5.0 (compatible; Claude-SearchBot/1.0; +https://www.anthropic.com)", "crawler",
+     "Claude-SearchBot", "search_engine"),
+    ("anthropic-ai/1.0", "crawler", "anthropic-ai", "ai_crawler"),
+    ("CCBot/2.0 (https://commoncrawl.org/faq/)", "crawler", "CCBot", "ai_crawler"),
+    ("Mozilla/5.0 (Linux; Android 5.0) AppleWebKit/537.36 (KHTML, like Gecko) Mobile "
+     "Safari/537.36 (compatible; Bytespider; spider-feedback@bytedance.com)", "crawler",
+     "Bytespider", "ai_crawler"),
+    ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; PerplexityBot/1.0; "
+     "+https://perplexity.ai/perplexitybot)", "good_bot", "PerplexityBot", "search_engine"),
+    ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; Perplexity-User/1.0; "
+     "+https://perplexity.ai/perplexity-user)", "crawler", "Perplexity-User", "ai_assistant"),
+    ("meta-externalagent/1.1 (+https://developers.facebook.com/docs/sharing/webmasters/"
+     "crawler)", "good_bot", "Meta-ExternalAgent", "ai_crawler"),
+    ("Mozilla/5.0 (compatible; Amazonbot/0.1; +https://developer.amazon.com/support/amazonbot)",
+     "good_bot", "Amazonbot", "ai_crawler"),
+    ("cohere-ai", "crawler", "cohere-ai", "ai_assistant"),
+    ("Mozilla/5.0 (compatible; Diffbot/0.1; +http://www.diffbot.com)", "crawler", "Diffbot",
+     "ai_crawler"),
+    ("Mozilla/5.0 (compatible; YouBot (+http://www.you.com))", "crawler", "YouBot",
+     "search_engine"),
+    ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "good_bot",
+     "Googlebot", "search_engine"),
+    ("Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", "good_bot",
+     "Bingbot", "search_engine"),
+])
+def test_declared_agents_are_named_with_a_category(ua, kind, agent, category):
+    c = classify_ua(ua)
+    assert (c.kind, c.agent, c.category) == (kind, agent, category)
+    assert c.category in ua_mod.CATEGORIES
+
+
+# Ordinary browsers, apps and SDKs: no category, and never a spam bot.
+ORDINARY = [ua for ua, _ in BROWSERS] + [
+    "python-requests/2.32.3", "okhttp/4.12.0", "Go-http-client/1.1", "Go-http-client/2.0",
+    "curl/8.5.0", "axios/1.7.2", "Dart/3.2 (dart:io)", "Java/17.0.2",
+    "ShopApp/3.1 (iPhone; iOS 17.1; Scale/3.00) Alamofire/5.8.0",
+    "Apache-HttpClient/4.5.14 (Java/17)", "PostmanRuntime/7.39.0", "node-fetch/1.0",
+    "OpenAI/Python 1.54.0", "aws-sdk-js/3.600.0", "Mozilla/4.0 (compatible; MSIE 6.0; "
+    "Windows NT 5.1)",
+    # Electron apps whose names are ai.robots.txt entries left out as ordinary words
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Code/1.95.0 Chrome/128.0.6613.186 Electron/32.2.1 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Cursor/0.42.4 Chrome/124.0.6367.243 Electron/30.5.1 Safari/537.36",
+]
+
+
+@pytest.mark.parametrize("ua", ORDINARY)
+def test_ordinary_clients_have_no_category_and_are_no_spam_bots(ua):
+    c = classify_ua(ua)
+    assert c.category == "" and c.agent == ""
+    assert c.kind not in ("spam_bot", "scanner", "crawler")
+
+
+def test_agents_file_sections_and_longest_names():
+    table = ua_mod._categorised("ua_ai_agents.txt")
+    assert {cat for _, cat in table.values()} == set(ua_mod.CATEGORIES)
+    # The longest declared name wins over a prefix of it (the trie alone finds the shortest).
+    for literal, expected in table.items():
+        assert ua_mod._agent(f"mozilla/5.0 (compatible; {literal}/1.0)") == expected, literal
+
+
+# -- fail2ban apache-badbots: spam bots and harvesters ---------------------------------------------
+
+@pytest.mark.parametrize(("ua", "name"), [
+    ("EmailCollector/1.0", "EmailCollector"),
+    ("Mozilla/4.0 (compatible; Advanced Email Extractor v2.xx)",
+     "Mozilla/4.0 (compatible; Advanced Email Extractor v2.xx)"),
+    ("Mozilla/3.0 (compatible; Indy Library)", "Mozilla/3.0 (compatible; Indy Library)"),
+    ("TrackBack/1.02", "TrackBack/1.02"),
+    ("Guestbook Auto Submitter", "Guestbook Auto Submitter"),
+    ("WebVulnCrawl.unknown/1.0 libwww-perl/5.803", "WebVulnCrawl.unknown/1.0 libwww-perl/5.803"),
+    ("Atomic_Email_Hunter/4.0", "Atomic_Email_Hunter/4.0"),
+    ("ExtractorPro", "ExtractorPro"),
+])
+def test_fail2ban_badbots_are_spam_bots(ua, name):
+    assert classify_ua(ua)[:2] == ("spam_bot", name)
+
+
+@pytest.mark.parametrize("filename", ["ua_ai_agents.txt", "ua_spam_bots.txt"])
+def test_new_list_files_name_their_source_and_licence(filename):
+    text = (ua_mod.resources.files("node") / "data" / filename).read_text(encoding="utf-8")
+    header = "".join(line for line in text.splitlines() if line.startswith("#")).lower()
+    assert text.startswith("# Palisade:") and "source" in header and "licen" in header
+    entries = [e for e in read_list(filename) if not e.startswith("[")]
+    assert entries and len(entries) == len({e.lower() for e in entries})

@@ -37,7 +37,7 @@ class DatacenterAgent(Detector):
         if state != _CLOUD or ev.session.ua_kind not in _PEOPLE_AGENTS:
             return False
         c = self.ctx.clusters.touch(("dc", ev.app_index, hash(ev.rec.ua)), ev.rec.ts)
-        c.add_ip(ev.rec.ip)
+        c.add_ip(ev.rec.ip, ts=ev.rec.ts)
         return c.distinct_ips >= self.p["min_pool"]
 
     def evaluate(self, actor, ev):

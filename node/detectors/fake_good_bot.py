@@ -1,7 +1,8 @@
 """Fake good bot: a client that claims to be a known crawler (Googlebot, Bingbot, ...) from an
-address the vendor does not crawl from — outside its published ranges and failing
-forward-confirmed reverse DNS (node.goodbots). Impostors hide behind the claim because sites
-let search engines crawl freely: the lie itself is strong evidence.
+address the vendor does not crawl from — failing forward-confirmed reverse DNS or, with DNS
+verification off, outside the ranges of a vendor that publishes them all (Google, Bing,
+OpenAI, Perplexity, ...; node.goodbots). Impostors hide behind the claim because sites let
+search engines crawl freely: the lie itself is strong evidence.
 
 A verified crawler is exempt from decisions (engine); an unverified claim whose DNS check is
 still running is "pending" and this detector abstains until the verdict is in.

@@ -102,7 +102,8 @@ class Cluster:
         self.oks = 0.0                # decayed: ... that succeeded
         self.users: bytearray | None = None     # HLL of usernames tried by login-only sessions
         self.ip_hll: bytearray | None = None    # HLL of their addresses
-        self.ips: OrderedDict[str, None] | None = None   # the most recent CLUSTER_IPS of them
+        # The most recent CLUSTER_IPS of them, with when each first joined.
+        self.ips: OrderedDict[str, float] | None = None
 
     def decay(self, ts: float) -> None:
         gap = ts - self.last_ts
@@ -115,7 +116,7 @@ class Cluster:
             self.oks *= f
             self.last_ts = ts
 
-    def add_ip(self, ip: str, keep: bool = True) -> None:
+    def add_ip(self, ip: str, keep: bool = True, ts: float = 0.0) -> None:
         """Count an address; `keep` also lists it (user-agent clusters: a /24 cluster's
         addresses are its prefix, and 4096 lists of 256 would be the table's main cost)."""
         if self.ip_hll is None:
@@ -129,7 +130,7 @@ class Cluster:
         if ip in ips:
             ips.move_to_end(ip)
         else:
-            ips[ip] = None
+            ips[ip] = ts
             if len(ips) > CLUSTER_IPS:
                 ips.popitem(last=False)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from typing import Any
@@ -82,6 +82,9 @@ CUSTOMER_MAX_ERRORS = 10     # ... while at most one in this many fails
 CUSTOMER_MAX_IPS = 3         # ... from a few addresses (a rotating pool is no customer)
 SCORE_MIN_TRANSITIONS = 20    # finished sessions whose behaviour score is learned
 LOGIN_CARRY = 120.0          # s: a new session right after a successful login continues it
+SETTLE_SECONDS = 120.0       # s: a login-only session's detection waits this long ...
+SETTLE_MAX_ATTEMPTS = 3      # ... when it made at most this many attempts
+SETTLE_CAP = 100_000
 RECENT_OK_CAP = 10_000
 SEMANTICS_CAP = 1_000
 ENDPOINTS_CAP = 20_000        # (application, method, template) objects with their memo slots
@@ -131,6 +134,9 @@ class Engine:
         self.clusters = Clusters(CLUSTER_CAP, CLUSTER_TTL)
         self.long_auth = LongTermAuth(LONG_CAP, LONG_TTL)
         self.accounts = Accounts(ACCOUNT_CAP, ACCOUNT_TTL)   # per-account failures (flows)
+        # Detections of login-only sessions waiting to see whether the login was a person's
+        # (a code entered, the app used): (due, actor, event, profile, type, conf, fired, also).
+        self._settling: deque[tuple] = deque()
         self._recent_ok: OrderedDict[tuple[str, str], tuple[float, str | None, Actor]] = (
             OrderedDict())
         # Default login routes whose failures show in the status: a 2xx there is a success.
@@ -249,6 +255,14 @@ class Engine:
     # -- the hot path -------------------------------------------------------------------------
     def process(self, rec: RequestRecord) -> list[Decision]:
         self.requests += 1
+        if self._settling and self._settling[0][0] <= rec.ts:
+            settled = self._settle(rec.ts)
+            if settled:
+                out = self._process(rec)
+                return settled + out if out else settled
+        return self._process(rec)
+
+    def _process(self, rec: RequestRecord) -> list[Decision]:
         if self.ctx.coarse_clock and rec.ts % 1.0:
             self.ctx.coarse_clock = False   # sub-second timestamps: rhythm can be judged
         ai = self._router.index(rec.host) if self._multi_app else 0
@@ -484,6 +498,17 @@ class Engine:
             for _, _, other in passed:
                 actor.decided |= 1 << _TYPE_INDEX[other]
             also = {o: round(c, 3) for c, _, o in passed[1:]}
+            st = actor.auth
+            if (t == "account_takeover" and st is not None and not st.oks
+                    and st.attempts <= SETTLE_MAX_ATTEMPTS
+                    and (st.login_only or actor.kind != "session")
+                    and len(self._settling) < SETTLE_CAP):
+                # A login-only session judged by its population (a pool, a campaign's
+                # agent): a person's login goes on (a second factor, the app's first calls)
+                # within a minute or two, a stuffer's stops. Decide once that is clear.
+                self._settling.append((ev.rec.ts + SETTLE_SECONDS, actor, ev, profile, t, conf,
+                                       fired, also))
+                return out
             d = self._decide(actor, ev, profile, t, _TYPE_INDEX[t], conf, fired, also)
             if d is not None:
                 if out is None:
@@ -500,11 +525,26 @@ class Engine:
                     ev.net.humans += 1
         return out
 
+    def _settle(self, now: float) -> list[Decision]:
+        """Detections whose login-only session stayed login-only (no success, nothing
+        after) are made now; those whose login went on are dropped."""
+        out: list[Decision] = []
+        q = self._settling
+        while q and q[0][0] <= now:
+            _, actor, ev, profile, t, conf, fired, also = q.popleft()
+            st = actor.auth
+            if st is None or st.oks or (actor.kind == "session" and not st.login_only):
+                continue
+            d = self._decide(actor, ev, profile, t, _TYPE_INDEX[t], conf, fired, also, now)
+            if d is not None:
+                out.append(d)
+        return out
+
     def _decide(self, actor: Actor, ev: Event, profile: Profile, bot_type: str, ti: int,
-                conf: float, fired: list, also: dict[str, float] | None = None
-                ) -> Decision | None:
+                conf: float, fired: list, also: dict[str, float] | None = None,
+                now: float | None = None) -> Decision | None:
         rec = ev.rec
-        ts = rec.ts
+        ts = rec.ts if now is None else now
         if not actor.flagged and actor.seq is not None:
             self.baselines.behavior.unlearn(actor.seq)   # no poisoning by what we catch
         actor.flagged = True
@@ -569,9 +609,13 @@ class Engine:
                 run = 0
                 # Newest first: a pool's older addresses were reacted to already; a long run
                 # of those ends the walk (O(new addresses), not O(pool), per decision).
+                recent = ts - SETTLE_SECONDS
+                ato = bot_type == "account_takeover"
                 for a in reversed(f.ips):
                     if a in own or a in out:
                         continue
+                    if ato and isinstance(f.ips, dict) and (f.ips[a] or 0.0) > recent:
+                        continue            # its login may still go on: it decides itself
                     until = decided.get((a, bot_type))
                     if until is not None and until > ts:
                         run += 1
@@ -630,7 +674,7 @@ class Engine:
                         c.users = hll_new()
                     hll_add(c.users, user)
                 if c.key[0] != "app":
-                    c.add_ip(rec.ip, c.key[0] == "ua")
+                    c.add_ip(rec.ip, c.key[0] == "ua", ts)
         self.long_auth.touch((rec.ip, hash(rec.ua)), ts).add(user, result, ts)
         if user is not None and result is not None:
             acct = self.accounts.touch((ai, user), ts)
@@ -641,12 +685,7 @@ class Engine:
         if result == "ok" and st.login_only:
             self._not_login_only(ev, ai, ts, force=True)   # a customer's app logging in
         if result == "ok" or (result is None and 200 <= ev.rec.status < 400):
-            k = (rec.ip, rec.ua)
-            ro = self._recent_ok
-            ro[k] = (ts, result, ev.session)
-            ro.move_to_end(k)
-            if len(ro) > RECENT_OK_CAP:
-                ro.popitem(last=False)
+            self._remember_ok(rec, result, ev.session)
 
     def _second_factor_ok(self, ev: Event, ai: int) -> None:
         """A one-time code accepted: the login it completes succeeded (an MFA route answers
@@ -665,6 +704,19 @@ class Engine:
         lt = self.long_auth.get((rec.ip, hash(rec.ua)))
         if lt is not None:
             lt.success()
+        if st is not None and st.login_only:
+            self._not_login_only(ev, ai, rec.ts, force=True)
+        self._remember_ok(rec, None, ev.session)
+
+    def _remember_ok(self, rec: RequestRecord, result: str | None, sess: Actor) -> None:
+        """A login that worked: the session that starts right after it, from the same
+        address and agent (the issued token or cookie), is its continuation."""
+        k = (rec.ip, rec.ua)
+        ro = self._recent_ok
+        ro[k] = (rec.ts, result, sess)
+        ro.move_to_end(k)
+        if len(ro) > RECENT_OK_CAP:
+            ro.popitem(last=False)
 
     def _clusters_of(self, rec: RequestRecord, ai: int, ts: float) -> list:
         out = [self.clusters.touch(("ua", ai, hash(rec.ua)), ts),
@@ -754,9 +806,12 @@ class Engine:
                 model.learn_score(r[0])
 
     # -- housekeeping -------------------------------------------------------------------------
-    def finish(self) -> None:
-        """End of input (replay): end every session so its totals are learned."""
+    def finish(self) -> list[Decision]:
+        """End of input (replay): detections still settling are made, and every session
+        ends so its totals are learned."""
+        out = self._settle(float("inf"))
         self.sessions.drain()
+        return out
 
     def stats(self) -> dict[str, Any]:
         return {

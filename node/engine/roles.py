@@ -172,7 +172,10 @@ def classify(status: int, tells_failure: bool, role: str | None) -> str | None:
     if role == PAYMENT and status == 402:
         return DECLINED
     if 200 <= status < 400:
-        return OK if tells_failure else None
+        # A login form may answer 200 to a wrong password (WordPress): there a 2xx means
+        # success only once the route showed it answers failures with a status. A code
+        # check, a payment, a sign-up that answer 2xx did what was asked.
+        return OK if tells_failure or role not in (LOGIN, None) else None
     if status in (404, 405) or status >= 500:
         return None
     if 400 <= status < 500:

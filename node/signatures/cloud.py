@@ -35,6 +35,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 _META_KEY = re.compile(r"^[a-z_]{1,16}$")
 MAX_FILE_BYTES = 64 * 1024 * 1024   # Azure's ServiceTags file is ~5 MB; refuse a runaway input
 
+
 @dataclass(slots=True)
 class Provider:
     name: str
@@ -54,7 +55,7 @@ class CloudRanges:
         self.source = source
         for p in providers:
             if collapse:
-                p.networks = _collapse(p.networks)
+                p = Provider(p.name, _collapse(p.networks), p.meta)
             self.providers[p.name] = p
             for key in p.networks:
                 self.matcher.set(key, p.name)
@@ -67,8 +68,8 @@ class CloudRanges:
         """These ranges with each updated provider's networks replaced whole."""
         out = dict(self.providers)
         for p in update:
-            out[p.name] = p
-        return CloudRanges(out.values(), self.source)
+            out[p.name] = Provider(p.name, _collapse(p.networks), dict(p.meta))
+        return CloudRanges(out.values(), self.source, collapse=False)
 
     def dumps(self) -> str:
         lines = ["# Palisade: public cloud providers' published address ranges "
@@ -78,7 +79,7 @@ class CloudRanges:
                  "# then one aggregated CIDR a line. Update: palisade ranges update FILE..."]
         for name in sorted(self.providers):
             p = self.providers[name]
-            meta = " ".join(f"{k}={v}" for k, v in sorted(p.meta.items()))
+            meta = " ".join(f"{k}={re.sub(r'\s+', '_', v)}" for k, v in sorted(p.meta.items()))
             lines.append(f"[{name}]" + (f" {meta}" if meta else ""))
             lines.extend(format_network(k) for k in p.networks)
         return "\n".join(lines) + "\n"
@@ -212,6 +213,14 @@ def _read(path: str) -> str:
 def parse_published(path: str, provider_name: str | None = None) -> list[Provider]:
     """One published file → its provider(s). JSON files say whose they are; a CIDR list or a
     geofeed CSV (first column a CIDR) needs `provider_name`; a compact file gives all its own."""
+    providers = _parse_published(path, provider_name)
+    for p in providers:
+        if not _collapse(p.networks):
+            raise InputError(f"{path}: no public networks for {p.name} in it")
+    return providers
+
+
+def _parse_published(path: str, provider_name: str | None) -> list[Provider]:
     text = _read(path)
     mtime = dt.datetime.fromtimestamp(os.path.getmtime(path), dt.UTC).date().isoformat()
     stripped = text.lstrip()

@@ -242,6 +242,9 @@ _SPAM_BOTS = _named_literals("ua_spam_bots.txt")
 _AGENTS = _categorised("ua_ai_agents.txt")
 _SPAM_RE = _alternation(_SPAM_BOTS, word_start=True)
 _AGENT_RE = _alternation(_AGENTS, word_start=True)
+_AGENT_LONGER = {a: tuple(sorted((b for b in _AGENTS if b != a and b.startswith(a)), key=len,
+                                 reverse=True))
+                 for a in _AGENTS if any(b != a and b.startswith(a) for b in _AGENTS)}
 _GOOD_BOTS = _named_literals("ua_good_bots.txt")
 _LIBRARIES = _named_literals("ua_libraries.txt")
 _SCANNER_RE = _alternation(_SCANNERS, word_start=True)
@@ -306,7 +309,7 @@ def _classify(ua: str) -> UAClass:
     if m := _LIBRARY_RE.search(low):
         name = _LIBRARIES[m.group()]
         return UAClass("app" if name in APP_STACKS else "library", name)
-    agent, category = _AGENTS[m.group()] if (m := _AGENT_RE.search(low)) else ("", "")
+    agent, category = _agent(low)
     if m := _GOOD_BOT_RE.search(low):
         return UAClass("good_bot", _GOOD_BOTS[m.group()], category, agent)
     if agent:     # a declared AI agent, even inside a browser-looking agent string
@@ -331,6 +334,19 @@ def _classify(ua: str) -> UAClass:
                 return UAClass("browser", family)
         return UAClass("browser", "browser")
     return UAClass("other", "")
+
+
+def _agent(low: str) -> tuple[str, str]:
+    """(Name, category) of the declared agent in the UA, or ("", "")."""
+    m = _AGENT_RE.search(low)
+    if m is None:
+        return "", ""
+    lit = m.group()
+    # The trie stops at the shortest literal: "AI2Bot-DeepResearchEval" is not "AI2Bot".
+    for longer in _AGENT_LONGER.get(lit, ()):
+        if low.startswith(longer, m.start()):
+            return _AGENTS[longer]
+    return _AGENTS[lit]
 
 
 def _token_before(low: str, end: int) -> str:
