@@ -52,6 +52,7 @@ from node.engine.flows import ACCOUNT_CAP, ACCOUNT_TTL, Accounts, flow_add
 from node.engine.roles import (
     DECLINED,
     FAIL,
+    HEALTH,
     LOCKED,
     LOGIN,
     OK,
@@ -71,6 +72,7 @@ _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 _EARLY = frozenset({4, 6, 12})   # 6: HUMAN_MIN_REQUESTS, when a session may look human
 _NO_DECISIONS: list[Decision] = []
 _TYPE_INDEX = {t: i for i, t in enumerate(BOT_TYPES)}
+_HEALTH = ROLE_INDEX[HEALTH]
 HUMAN_MIN_REQUESTS = 6       # a session looks human only after this many requests ...
 HUMAN_MAX_CONFIDENCE = 0.25  # ... while no bot type comes near a decision
 IP_DECIDED_CAP = 100_000
@@ -85,6 +87,7 @@ LOGIN_CARRY = 120.0          # s: a new session right after a successful login c
 SETTLE_SECONDS = 120.0       # s: a login-only session's detection waits this long ...
 SETTLE_MAX_ATTEMPTS = 3      # ... when it made at most this many attempts
 SETTLE_CAP = 100_000
+SETTLE_USE = 3               # requests other than logins after it that show the login worked
 RECENT_OK_CAP = 10_000
 SEMANTICS_CAP = 1_000
 ENDPOINTS_CAP = 20_000        # (application, method, template) objects with their memo slots
@@ -425,9 +428,9 @@ class Engine:
         fired: list = []
         kind = actor.kind
         if kind == "session":
-            if self._customer(actor, ev):
+            if self._customer(actor, ev) or _monitor(actor):
                 kind = "customer"
-        elif actor.customers and actor.customers * 2 >= actor.nsess:
+        elif actor.customers and actor.customers * 2 >= actor.nsess or _monitor(actor):
             kind = "customer_ip"   # an integration's address: its sessions are customers'
         dets = self._by_kind[kind] if self.ctx.warmed_up else self._cold[kind]
         for det in dets:
@@ -507,7 +510,7 @@ class Engine:
                 # agent): a person's login goes on (a second factor, the app's first calls)
                 # within a minute or two, a stuffer's stops. Decide once that is clear.
                 self._settling.append((ev.rec.ts + SETTLE_SECONDS, actor, ev, profile, t, conf,
-                                       fired, also))
+                                       fired, also, _other_requests(ev.ip)))
                 return out
             d = self._decide(actor, ev, profile, t, _TYPE_INDEX[t], conf, fired, also)
             if d is not None:
@@ -531,10 +534,12 @@ class Engine:
         out: list[Decision] = []
         q = self._settling
         while q and q[0][0] <= now:
-            _, actor, ev, profile, t, conf, fired, also = q.popleft()
+            _, actor, ev, profile, t, conf, fired, also, other0 = q.popleft()
             st = actor.auth
             if st is None or st.oks or (actor.kind == "session" and not st.login_only):
                 continue
+            if _other_requests(ev.ip) - other0 >= SETTLE_USE:
+                continue            # the address went on to use the application: a person's
             d = self._decide(actor, ev, profile, t, _TYPE_INDEX[t], conf, fired, also, now)
             if d is not None:
                 out.append(d)
@@ -827,6 +832,19 @@ class Engine:
         for r in records:
             out.extend(self.process(r))
         return out
+
+
+def _other_requests(actor: Actor) -> int:
+    """An actor's requests that were not login attempts."""
+    return actor.n - (actor.auth.attempts if actor.auth is not None else 0)
+
+
+def _monitor(actor: Actor) -> bool:
+    """Health checks and little else, answered: an uptime monitor or a load balancer's probe
+    (what it does is what it is for; only attack detectors judge it)."""
+    f = actor.flows
+    return (f is not None and f[_HEALTH] * 10 >= actor.n * 9
+            and actor.n_err * CUSTOMER_MAX_ERRORS <= actor.n)
 
 
 def _focus(fired: list) -> dict[str, float]:
