@@ -2,7 +2,8 @@
 
 Two links across addresses:
 - a session cookie presented from many networks (a scraper behind a rotating proxy keeps its
-  cookie); people move between a few networks (home, phone), rarely more;
+  cookie); people move between a few networks (home, phone), rarely more, and an
+  integration's workers sit in cloud providers' ranges;
 - login-only attempts that share a user agent (engine.auth clusters) coming from many
   addresses with only a few attempts each: one campaign spread thin over a proxy pool --
   provided many of that agent's sessions stop at the login and its known outcomes mostly
@@ -12,6 +13,7 @@ A detection names the linked addresses (up to 256) so the reaction covers the po
 
 from node.detectors.base import Detector, Finding, Param
 from node.detectors.low_frequency_stuffing import login_only
+from node.signatures.cloud import provider
 
 _NO_ATO = {"scraping": 1.0, "api_abuse": 1.0, "account_takeover": 0.0}
 
@@ -34,10 +36,18 @@ class IpRotation(Detector):
               "max_per_ip": Param(3.0, minimum=1.0,
                                   help="attempts per address that look spread thin")}
 
+    def _fleet(self, ips) -> bool:
+        # Integrations run on rented servers (one customer's token may be in two of them);
+        # a rotating proxy pool hands out homes' and phones' addresses.
+        ranges = self.ctx.config.cloud_ranges
+        return all(provider(a, ranges) is not None for a in ips)
+
     def evaluate(self, actor, ev):
         if actor.kind == "session" and actor.ips and len(actor.ips) >= 2:
             nets = len({_network(a) for a in actor.ips})
             limit = self.p["min_networks"]
+            if nets >= limit and self._fleet(actor.ips):
+                return Finding(len(actor.ips), f"< {limit} networks per session", 0.0)
             if nets >= limit:
                 # Account takeover only when the rotating client tries to log in.
                 only = None if actor.auth is not None and actor.auth.attempts else _NO_ATO

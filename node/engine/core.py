@@ -66,6 +66,7 @@ from node.engine.sketch import hll_add, hll_count, hll_new, hll_pos
 from node.engine.templates import TemplateInferrer
 from node.goodbots import VERIFIED, GoodBotVerifier
 from node.record import RequestRecord
+from node.signatures.cloud import provider as cloud_provider
 from node.signatures.ua import classify_ua
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -103,7 +104,9 @@ _STATIC_PI = hash(STATIC_TEMPLATE) & 1023
 # (`common` format).
 _HUMAN_UA_KINDS = frozenset(("browser", "app", "unknown"))
 # Programs that may be a customer's integration or app: HTTP libraries, SDKs, app stacks.
-_MACHINE_UA_KINDS = frozenset(("library", "app", "other", "unknown"))
+# A declared crawler presenting a customer's token is that customer's integration (a chat
+# tool unfurling links, a feed reader).
+_MACHINE_UA_KINDS = frozenset(("library", "app", "other", "unknown", "crawler"))
 
 
 def _checkpoint(n: int) -> bool:
@@ -430,7 +433,8 @@ class Engine:
         if kind == "session":
             if self._customer(actor, ev) or _monitor(actor):
                 kind = "customer"
-        elif actor.customers and actor.customers * 2 >= actor.nsess or _monitor(actor):
+        elif (actor.customers and actor.customers * 2 >= actor.nsess or _monitor(actor)
+              or self._aggregator(actor, ev)):
             kind = "customer_ip"   # an integration's address: its sessions are customers'
         dets = self._by_kind[kind] if self.ctx.warmed_up else self._cold[kind]
         for det in dets:
@@ -446,8 +450,23 @@ class Engine:
                 fired.append((det, f))
         return gained, worked, fired
 
+    def _one_fleet(self, ips: list[str]) -> bool:
+        """Every address in cloud providers' published ranges: integrations' servers (a
+        rotating proxy pool hands out homes' and phones' addresses)."""
+        ranges = self.config.cloud_ranges
+        return all(cloud_provider(a, ranges) is not None for a in ips)
+
     @staticmethod
-    def _customer(actor: Actor, ev: Event) -> bool:
+    def _aggregator(actor: Actor, ev: Event) -> bool:
+        """An address whose many credentialed sessions come from one program that says what
+        it is (an aggregator holding its customers' tokens, an exporter with many API keys),
+        and succeed: sessions there are customers', not a rotation."""
+        return (ev.rec.session is not None and ev.session.ua_kind in _MACHINE_UA_KINDS
+                and ev.session.ua_kind != "unknown" and actor.uas is not None
+                and hll_count(actor.uas) <= 2.5
+                and actor.n_err * CUSTOMER_MAX_ERRORS <= actor.n)
+
+    def _customer(self, actor: Actor, ev: Event) -> bool:
         """A client that presents its own credential (token, API key, session cookie) and
         whose calls succeed: a customer's integration, app or browser. Its agent, schedule,
         pace and use of critical endpoints are what it is, not evidence; what it does wrong
@@ -458,7 +477,8 @@ class Engine:
             return actor.customer
         if actor.key[1] != "" or actor.n < CUSTOMER_MIN_REQUESTS or (
                 actor.n_err * CUSTOMER_MAX_ERRORS > actor.n) or (
-                actor.ips is not None and len(actor.ips) > CUSTOMER_MAX_IPS):
+                actor.ips is not None and len(actor.ips) > CUSTOMER_MAX_IPS
+                and not self._one_fleet(actor.ips)):
             return False
         st = actor.auth
         if st is not None and st.fails > AUTHENTICATED_MAX_FAILS:
