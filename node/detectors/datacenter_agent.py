@@ -5,8 +5,11 @@ agent runs on rented servers. Programs that say what they are (an SDK, python-re
 there honestly and are not judged here.
 
 One such client is a hint, never enough alone (its strength stays below `min_votes`). One
-agent from many cloud addresses -- a pool -- is a campaign: the finding names its addresses
-(engine.auth.Cluster, per application and user agent, decayed over about an hour).
+agent from several cloud addresses, without credentials -- a pool -- is a campaign: the
+finding names its addresses (engine.auth.Cluster, per application and user agent, decayed
+over about an hour). A phone app's agent needs fewer: phones reach an API through carriers
+and home networks, while a company's egress through a cloud proxy carries many people's
+browsers (of one version, often).
 """
 
 from node.detectors.base import Detector, Finding, Param
@@ -21,8 +24,10 @@ class DatacenterAgent(Detector):
     title = "Browser or app agent from a datacenter"
     specificity = 2
     votes = {"scraping": 2.0, "api_abuse": 1.0}
-    params = {"min_pool": Param(20, "int", minimum=3,
-                                help="cloud addresses sending one browser or app agent"),
+    params = {"min_pool": Param(10, "int", minimum=2,
+                                help="cloud addresses sending one browser agent, no credential"),
+              "min_pool_app": Param(3, "int", minimum=2,
+                                    help="cloud addresses sending one app agent, no credential"),
               "single": Param(0.6, maximum=1.0,
                               help="strength of one such client (below min_votes alone)")}
     slots = ("cloud",)
@@ -34,11 +39,15 @@ class DatacenterAgent(Detector):
         if state == _UNKNOWN:
             state = _CLOUD if provider(ev.rec.ip, self.ctx.config.cloud_ranges) else _NOT_CLOUD
             self.set(ip, 0, state)
-        if state != _CLOUD or ev.session.ua_kind not in _PEOPLE_AGENTS:
+        kind = ev.session.ua_kind
+        if state != _CLOUD or kind not in _PEOPLE_AGENTS or ev.rec.session is not None:
             return False
         c = self.ctx.clusters.touch(("dc", ev.app_index, hash(ev.rec.ua)), ev.rec.ts)
         c.add_ip(ev.rec.ip, ts=ev.rec.ts)
-        return c.distinct_ips >= self.p["min_pool"]
+        return c.distinct_ips >= self._limit(kind)
+
+    def _limit(self, kind: str) -> int:
+        return self.p["min_pool_app"] if kind == "app" else self.p["min_pool"]
 
     def evaluate(self, actor, ev):
         if actor.kind == "session":
@@ -48,7 +57,7 @@ class DatacenterAgent(Detector):
             return None
         c = self.ctx.clusters.get(("dc", ev.app_index, hash(ev.rec.ua)))
         pool = c.distinct_ips if c is not None else 1
-        limit = self.p["min_pool"]
+        limit = self._limit(ev.session.ua_kind)
         if pool >= limit:
             return Finding(pool, f"< {limit} cloud addresses per browser or app agent", 1.0,
                            ips=c.ips or None)

@@ -380,8 +380,11 @@ class Engine:
         ev = Event(rec, app, tmpl, sess, ip, net, unsafe, new_session, auth, result, ai, ep, q)
         ev.role = role
         ev.outcome = outcome
-        if role is OTP_VERIFY and outcome is OK:
-            self._second_factor_ok(ev, ai)
+        if role is OTP_VERIFY:
+            if outcome is OK:
+                self._second_factor_ok(ev, ai)
+            elif outcome is FAIL and sess.auth is not None and sess.auth.u0 is not None:
+                self.accounts.touch((ai, sess.auth.u0), ts).code_failed(rec.ip)
         if auth is not None:
             self._auth_attempt(ev, ai, ts)
         elif sess.auth is not None and sess.auth.login_only:

@@ -50,12 +50,13 @@ def flow_bad(actor: Any, ri: int) -> int:
 
 
 class Account:
-    __slots__ = ("last_ts", "fails", "locks", "ip_hll", "ips", "owners", "oks")
+    __slots__ = ("last_ts", "fails", "locks", "codes", "ip_hll", "ips", "owners", "oks")
 
     def __init__(self, ts: float) -> None:
         self.last_ts = ts
         self.fails = 0.0                                   # decayed
         self.locks = 0.0                                   # decayed lockout answers
+        self.codes = 0.0                                   # decayed failed one-time codes
         self.oks = 0
         self.ip_hll: bytearray | None = None               # distinct failing addresses
         self.ips: OrderedDict[str, None] | None = None     # the most recent of them
@@ -67,6 +68,7 @@ class Account:
             f = math.exp(-gap / ACCOUNT_TAU)
             self.fails *= f
             self.locks *= f
+            self.codes *= f
             self.last_ts = ts
 
     def fail(self, ip: str, locked: bool) -> None:
@@ -86,6 +88,13 @@ class Account:
             ips[ip] = None
             if len(ips) > ACCOUNT_IPS:
                 ips.popitem(last=False)
+
+    def code_failed(self, ip: str) -> None:
+        """A wrong one-time code in a session that logged in to this account: the password
+        was right, the second factor is being guessed (from wherever)."""
+        self.codes += 1.0
+        self.fail(ip, False)
+        self.fails -= 1.0          # a code is not a password failure
 
     def success(self, ip: str) -> None:
         self.oks += 1
