@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections import OrderedDict
-from collections.abc import Iterable
 from typing import Any
 
 from node.appmatch import AppRouter, AuthMatcher, auth_result
@@ -629,13 +628,6 @@ class Engine:
                           "networks": self.nets.evictions},
             "learned_requests": self.baselines.seen, "warmed_up": self.ctx.warmed_up,
         }
-
-    def process_many(self, records: Iterable[RequestRecord]) -> list[Decision]:
-        out: list[Decision] = []
-        for r in records:
-            out.extend(self.process(r))
-        return out
-
 
 def _fingerprint(key: tuple) -> str:
     _, ip, ua, ja3 = key
