@@ -237,7 +237,7 @@ def test_docker_run_examples_mount_the_configuration_and_parse():
     roles = set()
     for where, argv in runs:
         mounts = [argv[i + 1] for i, a in enumerate(argv) if a == "-v"]
-        assert any(m.split(":")[1] == "/etc/palisade/palisade.yaml" for m in mounts), argv
+        assert any(m.split(":")[1] == "/etc/palisade/palisade.yaml" for m in mounts), where
         assert any(m.split(":")[1] == "/var/lib/palisade" for m in mounts), argv
         image = next(i for i, a in enumerate(argv[2:], 2)
                      if a == "palisade" and argv[i - 1] not in ("-v", "-p", "-e"))
