@@ -1,4 +1,4 @@
-"""record: after the response, the request record (SPEC §3) — blocked requests included."""
+"""record: after the response, the request record (docs/records.md) — blocked ones included."""
 
 from __future__ import annotations
 
