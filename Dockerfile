@@ -3,12 +3,15 @@
 #   docker build -t palisade .
 #   docker run -p 8000:8000 -v palisade-state:/var/lib/palisade \
 #     -v ./palisade.yaml:/etc/palisade/palisade.yaml:ro palisade
-#   docker run -p 8790:8790 -v palisade-state:/var/lib/palisade \
+#   docker run -p 8790:8790 -v palisade-control:/var/lib/palisade \
+#     -v ./palisade.yaml:/etc/palisade/palisade.yaml:ro \
 #     -e PALISADE_HEALTH_URL=http://127.0.0.1:8790/healthz palisade control --config /etc/palisade/palisade.yaml
 # Mount your configuration at /etc/palisade/palisade.yaml (start from
 # config/palisade.example.yaml; secrets via token_env / control_token_env and `docker run -e`).
-# Keep `state_dir: /var/lib/palisade`, the volume. For Prometheus to scrape the node from
-# outside the container, set `admin: 0.0.0.0:9090` in the node section.
+# Keep `state_dir: /var/lib/palisade`, the volume. A published port (-p) reaches only a
+# listener on the container's own interface: set `listen: 0.0.0.0:8790` in the control
+# section (the example's 127.0.0.1 is unreachable from outside the container), and for
+# Prometheus to scrape the node, `admin: 0.0.0.0:9090` in the node section.
 
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 

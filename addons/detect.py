@@ -12,6 +12,7 @@ import time
 
 from mitmproxy import http
 
+from node.eventlog import log_decision
 from node.iplists import canonical_network
 from node.proxy.context import META, FlowMeta, NodeContext
 
@@ -46,7 +47,9 @@ class Detect:
             return
         meta.decisions = tuple(decisions)
         if meta.list in ("allow", "exception"):
-            return  # never react to allowlisted or excepted clients
+            for d in decisions:        # never react to allowlisted or excepted clients
+                log_decision(d, listed=0, skipped=f"{meta.list} list")
+            return
         for d in decisions:
             try:
                 apply_decision(node, d)
@@ -72,6 +75,7 @@ def apply_decision(node: NodeContext, d) -> list[str]:
                 listed.append(target)
     elif d.reaction == "deny_session" and d.session:
         node.iplists.deny_session(d.session, d.duration)
+    log_decision(d, listed=len(listed))
     for sink in node.decision_sinks:
         sink(d)
     return listed

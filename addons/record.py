@@ -1,10 +1,11 @@
-"""record: after the response, the request record (SPEC §3) — blocked requests included."""
+"""record: after the response, the request record (docs/records.md) — blocked ones included."""
 
 from __future__ import annotations
 
 from mitmproxy import http
 
 from node.capture import make_record
+from node.eventlog import UpstreamFailures
 from node.metrics import REJECT_REASONS
 from node.proxy.context import META, FlowMeta, NodeContext
 from node.proxy.layers import ByteCounter
@@ -27,6 +28,7 @@ def _error_status(msg: str) -> int:
 class Record:
     def __init__(self, node: NodeContext) -> None:
         self.node = node
+        self.upstream_failures = UpstreamFailures()
 
     def response(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
@@ -41,6 +43,10 @@ class Record:
             # mitmproxy refused it (framing, size) and answered itself, whatever we had set
             meta.blocked = "malformed" if status == 400 else "too_large"
             self.node.metrics.block(meta.blocked, "none")
+        elif status == 502 and meta.blocked is None:   # the upstream failed this request
+            self.upstream_failures.failed(
+                self.node.settings.upstream, flow.error.msg, status, ip=meta.ip,
+                method=flow.request.method, path=flow.request.path)
         self._record(flow, status, None)
 
     def _record(self, flow: http.HTTPFlow, status: int, resp: http.Response | None) -> None:

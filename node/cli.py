@@ -1,4 +1,4 @@
-"""`palisade`: one command with sub-commands (SPEC §10). Errors are one line, exit code 2."""
+"""`palisade`: one command with sub-commands. Errors are one line, exit code 2."""
 
 from __future__ import annotations
 

@@ -167,12 +167,3 @@ def print_evaluation(ev: Evaluation, out: TextIO) -> None:
             ttd = (f"{statistics.median(s.ttd_seconds):.0f}s / {max(s.ttd_seconds):.0f}s"
                    if s.ttd_seconds else "-")
             w(f"    {name:<28} {s.detected:>3}/{s.actors:<3} {ttd:>16}\n")
-
-
-def evaluation_dict(ev: Evaluation) -> dict[str, Any]:
-    return {
-        "types": {t: {"actors": s.actors, "recall": s.recall, "precision": s.precision,
-                      "typed": s.typed} for t, s in ev.types.items()},
-        "human_ips": ev.human_ips, "human_ips_blocked": sorted(ev.human_ips_blocked),
-        "false_positive_rate": len(ev.human_ips_blocked) / ev.human_ips if ev.human_ips else 0,
-    }

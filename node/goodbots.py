@@ -111,7 +111,6 @@ class GoodBotVerifier:
         self._inflight: set[tuple[str, str]] = set()
         self._pool: ThreadPoolExecutor | None = None
         self._workers = workers
-        self.lookups = 0
 
     # -- the engine's side: never blocks unless sync -------------------------------------------
     def verdict(self, ip: str, vendor: str, now: float) -> str:
@@ -176,7 +175,6 @@ class GoodBotVerifier:
     def check(self, ip: str, v: Vendor) -> str:
         """Blocking FCrDNS check of one address against one vendor."""
         assert self.resolver is not None
-        self.lookups += 1
         names = self.resolver.reverse(ip)
         if names is None:
             return UNKNOWN

@@ -1,4 +1,4 @@
-"""The request record (SPEC §3): what the node records and `replay` reads."""
+"""The request record (docs/records.md): what the node records and `replay` reads."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Configuration: valid files compile to immutable objects; every mistake is one line that
 names file, line and key."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,10 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "palisade.example.yam
 
 
 @pytest.fixture(autouse=True)
-def _tokens(monkeypatch):
-    # the example names its tokens by environment variable, as a deployment would
-    monkeypatch.setenv("PALISADE_CONTROL_TOKEN", "node-token-0123456789abcdef")
-    monkeypatch.setenv("PALISADE_OPERATOR_TOKEN", "operator-token-0123456789abcdef")
+def _no_tokens(monkeypatch):
+    # the example checks clean as shipped: none of its token variables is set
+    monkeypatch.delenv("PALISADE_CONTROL_TOKEN", raising=False)
+    monkeypatch.delenv("PALISADE_OPERATOR_TOKEN", raising=False)
 
 
 def test_example_config_compiles():
@@ -33,11 +34,25 @@ def test_example_config_compiles():
     assert e.detectors["request_rate"]["max_rps"] == 3
     assert e.detectors["outdated_browser"]["min_versions"]["Chrome"] == 110
     assert cfg.node.upstream.startswith("http://127.0.0.1:8080")
-    assert cfg.node.control_url == "http://127.0.0.1:8790"
-    assert cfg.control.listen_port == 8790 and len(cfg.control.tokens) == 2
+    assert cfg.node.control_url is None          # standalone until the sync lines are on
+    assert cfg.control.listen_port == 8790 and cfg.control.tokens == ()
     assert dict(prof.crawlers) == {"ai_crawler": "block", "ai_assistant": "allow",
                                    "search_engine": "allow"}
     assert e.cloud_ranges is None                                       # packaged ranges
+
+
+def test_example_commented_sync_and_tokens_work_when_uncommented(tmp_path, monkeypatch):
+    """The example's commented control_url / tokens lines are valid once uncommented and
+    their variables set, as its comments say."""
+    monkeypatch.setenv("PALISADE_CONTROL_TOKEN", "node-token-0123456789abcdef")
+    monkeypatch.setenv("PALISADE_OPERATOR_TOKEN", "operator-token-0123456789abcdef")
+    text = re.sub(r"^(\s*)# (control_url:|control_token_env:|tokens:|  - \{name:)", r"\1\2",
+                  EXAMPLE.read_text(), flags=re.MULTILINE)
+    (tmp_path / "p.yaml").write_text(text)
+    cfg = load_config(str(tmp_path / "p.yaml"))
+    assert cfg.node.control_url == "http://127.0.0.1:8790"
+    assert cfg.node.control_token == "node-token-0123456789abcdef"
+    assert [t.role for t in cfg.control.tokens] == ["node", "operator"]
 
 
 def test_defaults_without_config():

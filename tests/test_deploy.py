@@ -205,3 +205,49 @@ def test_package_data_covers_every_non_python_file():
     missing = [f for f in _package_files()
                if not any(fnmatch.fnmatch(f, g) for g in globs)]
     assert not missing, f"add to [tool.setuptools.package-data] node: {missing}"
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_unit_comments_agree_with_its_reload(name):
+    """Regression: the control unit's comment said it had no reload, beside its ExecReload."""
+    text = (ROOT / "systemd" / name).read_text().lower()
+    assert unit(name)["Service.ExecReload"]
+    assert "no reload" not in text and "systemctl reload" in text
+
+
+def docker_runs() -> list[tuple[str, list[str]]]:
+    """Every `docker run` example of the README and the Dockerfile's header, as argv."""
+    readme = "\n".join(re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(),
+                                  flags=re.DOTALL))
+    header = "\n".join(line[1:].strip() for line in (ROOT / "Dockerfile").read_text()
+                       .splitlines() if line.startswith("#"))
+    out = []
+    for where, text in (("README.md", readme), ("Dockerfile", header)):
+        joined = re.sub(r"\\\n\s*", " ", text)
+        out += [(where, shlex.split(line.strip().split(" # ")[0]))
+                for line in joined.splitlines() if line.strip().startswith("docker run ")]
+    return out
+
+
+def test_docker_run_examples_mount_the_configuration_and_parse():
+    """Regression: the control plane's example had no configuration mount (it ran on
+    defaults: 127.0.0.1, unreachable through -p)."""
+    runs = docker_runs()
+    assert {w for w, _ in runs} == {"README.md", "Dockerfile"}
+    roles = set()
+    for where, argv in runs:
+        mounts = [argv[i + 1] for i, a in enumerate(argv) if a == "-v"]
+        assert any(m.split(":")[1] == "/etc/palisade/palisade.yaml" for m in mounts), where
+        assert any(m.split(":")[1] == "/var/lib/palisade" for m in mounts), argv
+        image = next(i for i, a in enumerate(argv[2:], 2)
+                     if a == "palisade" and argv[i - 1] not in ("-v", "-p", "-e"))
+        command = argv[image + 1:] or ["node", "--config", "/etc/palisade/palisade.yaml"]
+        args = build_parser().parse_args(command)
+        assert args.config == "/etc/palisade/palisade.yaml", argv
+        roles.add(args.command)
+        if args.command == "control":
+            published = [argv[i + 1] for i, a in enumerate(argv) if a == "-p"]
+            assert published == ["8790:8790"], argv
+    assert roles == {"node", "control"}
+    readme = (ROOT / "README.md").read_text()
+    assert "must be 0.0.0.0:8790 in the container" in readme

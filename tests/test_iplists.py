@@ -313,10 +313,15 @@ def test_session_denials_sweep():
 
 # -- ip-list command ------------------------------------------------------------------------------
 
-def run_cli(tmp_path, *argv: str, capsys=None) -> tuple[int, str, str]:
+def run_cli(tmp_path, *argv: str, capsys=None, where: tuple[str, ...] | None = None,
+            node: bool = True) -> tuple[int, str, str]:
+    """`palisade ip-list --state-dir tmp_path ARGV`; `node`: a node's lists database is there
+    (as a node makes at start)."""
+    if node and not (tmp_path / "iplists.sqlite3").exists():
+        IPListStore(db_path(str(tmp_path))).close()
     p = argparse.ArgumentParser(prog="palisade")
     add_iplist_parser(p.add_subparsers(dest="cmd"))
-    args = p.parse_args(["ip-list", "--state-dir", str(tmp_path), *argv])
+    args = p.parse_args(["ip-list", *(where or ("--state-dir", str(tmp_path))), *argv])
     assert args.func is iplist_command
     code = iplist_command(args)
     out, err = capsys.readouterr() if capsys else ("", "")
@@ -354,6 +359,57 @@ def test_cli_unreadable_database(tmp_path, capsys):
     (tmp_path / "iplists.sqlite3").write_bytes(b"not a database" * 100)
     code, _, err = run_cli(tmp_path, "list", capsys=capsys)
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("action", [("add", "deny", "203.0.113.9"), ("list",), ("history",)])
+def test_cli_refuses_a_state_dir_no_node_uses(tmp_path, capsys, monkeypatch, action):
+    """Regression: without --state-dir the command made ./state/iplists.sqlite3 wherever it
+    ran, said "added" and exited 0, and no node ever read the entry."""
+    monkeypatch.chdir(tmp_path)
+    p = argparse.ArgumentParser(prog="palisade")
+    add_iplist_parser(p.add_subparsers(dest="cmd"))
+    code = iplist_command(p.parse_args(["ip-list", *action]))
+    _, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1 and "no node uses state" in err
+    assert not (tmp_path / "state").exists()
+    code, _, err = run_cli(tmp_path / "elsewhere", *action, capsys=capsys, node=False)
+    assert code == 2 and "--create" in err and not (tmp_path / "elsewhere").exists()
+
+
+def test_cli_create_makes_the_database(tmp_path, capsys):
+    state = tmp_path / "new"
+    code, out, _ = run_cli(state, "add", "deny", "203.0.113.9", capsys=capsys, node=False,
+                           where=("--create", "--state-dir", str(state)))
+    assert code == 0 and "added 203.0.113.9" in out
+    with IPListStore(db_path(str(state))) as store:
+        assert [e.network for e in store.list_entries("deny")] == ["203.0.113.9"]
+
+
+@pytest.mark.parametrize("yaml_text,subdir", [
+    ("state_dir: {d}\n", ""),
+    ("state_dir: /nowhere\nnode: {{state_dir: {d}, control_token_env: UNSET_VAR_X}}\n", ""),
+    ("node: {{listen: 127.0.0.1:0}}\n", "state"),
+])
+def test_cli_reads_state_dir_from_the_config(tmp_path, capsys, monkeypatch, yaml_text, subdir):
+    """-c CONFIG edits the lists of the node started with that file (its node.state_dir, else
+    the top-level state_dir, else ./state); a token variable the node needs is not read."""
+    monkeypatch.chdir(tmp_path)
+    state = tmp_path / (subdir or "node-state")
+    cfg = tmp_path / "palisade.yaml"
+    cfg.write_text(yaml_text.format(d=state))
+    state.mkdir()
+    code, out, err = run_cli(state, "add", "gray", "198.51.100.7", "--duration", "1h",
+                             capsys=capsys, where=("-c", str(cfg)))
+    assert code == 0, err
+    with IPListStore(db_path(str(state))) as store:
+        assert [e.network for e in store.list_entries("gray")] == ["198.51.100.7"]
+
+
+def test_cli_bad_config_is_one_line(tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("node: {state_dir: 5}\n")
+    code, _, err = run_cli(tmp_path, "list", capsys=capsys, where=("-c", str(cfg)))
+    assert code == 2 and err.count("\n") == 1 and "bad.yaml:1: node.state_dir" in err
 
 
 @pytest.mark.parametrize("text,secs", [("forever", None), ("30m", 1800.0), ("7d", 604800.0),

@@ -66,10 +66,17 @@ class ApiOptions:
 
 
 class ListWatch:
-    """Wakes long-polling pulls when this process changes an IP list."""
+    """Wakes long-polling pulls when this process changes an IP list, or stops."""
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self.closed = False
+
+    def close(self) -> None:
+        """Shutting down: pulls in flight answer now (nodes poll again) instead of holding
+        the shutdown for their `wait`."""
+        self.closed = True
+        self.changed()
 
     def changed(self) -> None:
         event, self._event = self._event, asyncio.Event()
@@ -563,7 +570,7 @@ async def sync_lists(request: web.Request) -> web.Response:
         event = watch.current()  # taken before the query: a change after it wakes us
         changes, version, snapshot = await storage.list_changes(p["since"], p["limit"])
         remaining = deadline - loop.time()
-        if changes or remaining <= 0:
+        if changes or remaining <= 0 or watch.closed:
             break
         # A change made here wakes us at once; one made by another control replica sharing
         # the database is seen on the next poll.
@@ -595,6 +602,10 @@ def create_app(storage: Storage, *, tokens: Iterable[tuple[str, str, str]] = (),
     app[OPTIONS] = ApiOptions(retention=retention or Retention(), min_requests=min_requests,
                               cross_replica_poll=cross_replica_poll)
     app.add_routes(routes)
+
+    async def _wake_pulls(app: web.Application) -> None:
+        app[WATCH].close()
+    app.on_shutdown.append(_wake_pulls)
     if close_storage:  # first in, last out: closed after every job using it has stopped
         async def _close(app: web.Application) -> AsyncIterator[None]:
             yield

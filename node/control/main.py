@@ -20,6 +20,7 @@ from typing import Any
 from node.control.settings import ControlSettings
 from node.control.storage.base import ROLES
 from node.errors import PalisadeError
+from node.eventlog import configure_logging
 
 _DEFAULT_STATE_DIR = ControlSettings().state_dir
 
@@ -47,11 +48,10 @@ def _load(config_path: str | None) -> tuple[ControlSettings, Any]:
 def main(args: argparse.Namespace) -> int:
     if getattr(args, "control_cmd", None) == "create-token":
         return control_token_command(args)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     path = getattr(args, "config", None)
     settings, engine = _load(path)
+    configure_logging(settings.log_format)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     return _run(_serve(settings, engine, reload=(lambda: _load(path)) if path else None))
 
 

@@ -17,6 +17,7 @@ from node.control.storage import make_storage
 from node.errors import PalisadeError
 
 log = logging.getLogger("palisade.control")
+SHUTDOWN_TIMEOUT = 1.0   # seconds for requests in flight at SIGTERM (the stop stays under 2 s)
 
 
 def apply_reload(app: web.Application, old: ControlSettings, new: ControlSettings,
@@ -83,8 +84,9 @@ async def run_control(settings: ControlSettings, *,
         setup_console(app, engine=engine)
     if not settings.tokens:
         log.warning("control: no tokens configured; only tokens created in storage will work")
-    # Long polls in flight get 5 s to finish on shutdown; nodes simply poll again.
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
+    # On shutdown long polls answer at once (ListWatch.close); other requests in flight get
+    # SHUTDOWN_TIMEOUT to finish (a cut push is re-sent from the node's spool).
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
     hup = False
     try:

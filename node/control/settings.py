@@ -22,11 +22,12 @@ from typing import Any
 
 from node.config.section import Section
 from node.control.storage.base import DAY, ROLES, Retention
+from node.eventlog import LOG_FORMATS
 
 MIN_TOKEN_LENGTH = 16
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _KEYS = ("listen", "storage", "tokens", "retention", "retention_interval", "min_requests",
-         "state_dir")
+         "state_dir", "log_format")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class ControlSettings:
     retention: Retention = field(default_factory=Retention)
     retention_interval: float = 600.0
     min_requests: int = 1000
+    log_format: str = "text"                # text | json (node.eventlog)
 
     @property
     def storage(self) -> str:
@@ -110,6 +112,8 @@ def compile_control_settings(raw: Mapping[str, Any] | None, where: str | Section
     if s.has("retention_interval"):
         out["retention_interval"] = s.duration("retention_interval", d.retention_interval,
                                                minimum=10, maximum=DAY)
+    if s.has("log_format"):
+        out["log_format"] = s.str("log_format", choices=LOG_FORMATS)
     if s.has("min_requests"):
         out["min_requests"] = s.int("min_requests", d.min_requests, minimum=0)
     return ControlSettings(**out)

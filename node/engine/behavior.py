@@ -201,9 +201,3 @@ def bump(seq: bytearray, i: int) -> None:
         seq[j] >>= 1
     seq[i] += 1
 
-
-def log_gap_bins() -> list[str]:
-    """Labels of the gap bins (for documentation and the console)."""
-    edges = ("0", *(f"{e:g}" for e in GAP_EDGES), "inf")
-    return [f"{a}-{b}s" for a, b in zip(edges, edges[1:], strict=False)]
-

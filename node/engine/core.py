@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections import OrderedDict, deque
-from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -849,13 +848,6 @@ class Engine:
                           "networks": self.nets.evictions},
             "learned_requests": self.baselines.seen, "warmed_up": self.ctx.warmed_up,
         }
-
-    def process_many(self, records: Iterable[RequestRecord]) -> list[Decision]:
-        out: list[Decision] = []
-        for r in records:
-            out.extend(self.process(r))
-        return out
-
 
 def _other_requests(actor: Actor) -> int:
     """An actor's requests that were not login attempts."""

@@ -76,9 +76,3 @@ def lc_count(bits: bytearray) -> tuple[float, float]:
     ones = int.from_bytes(bits).bit_count()
     zeros = max(LC_BITS - ones, 1)              # saturated: the estimate's ceiling
     return LC_BITS * math.log(LC_BITS / zeros), ones / LC_BITS
-
-
-def hll_merge(into: bytearray, other: bytearray) -> None:
-    for i, r in enumerate(other):
-        if r > into[i]:
-            into[i] = r

@@ -6,9 +6,10 @@
     reader.formats,
     reader.bytes_read / reader.total_bytes
 
-Formats (`FORMATS`): `json` (SPEC §3 records), `combined` (nginx/Apache combined and common,
-optional trailing `$request_time`, nginx `main`, `host[:port] ` vhost prefix, BSD or RFC 5424
-syslog wrapper, Traefik CLF), `caddy`, `traefik` (JSON), `envoy` (JSON), `alb` (AWS ALB),
+Formats (`FORMATS`, documented in docs/records.md): `json` (request records), `combined`
+(nginx/Apache combined and common, optional trailing `$request_time`, nginx `main`,
+`host[:port] ` vhost prefix, BSD or RFC 5424 syslog wrapper, Traefik CLF), `caddy`,
+`traefik` (JSON), `envoy` (JSON), `alb` (AWS ALB),
 `haproxy` (httplog), `zoraxy`, and `log_format` (any nginx `log_format` string). JSON formats
 may sit behind a Kubernetes CRI prefix. Gzip is recognised by its magic bytes.
 

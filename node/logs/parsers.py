@@ -310,7 +310,7 @@ def _unwrap(line: str) -> str:
 
 
 def parse_json(line: str, src: str, lineno: int, bad: dict[str, int]) -> RequestRecord | str:
-    """Palisade request records (SPEC §3), one JSON object a line."""
+    """Palisade request records (docs/records.md), one JSON object a line."""
     line = _unwrap(line)
     if line[0] != "{":
         return "bad-json"

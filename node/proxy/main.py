@@ -12,6 +12,7 @@ import logging
 import node.engine  # noqa: F401  (first: config → detectors → engine is an import cycle)
 from node.config import load_config
 from node.config.model import Config, EngineConfig
+from node.eventlog import configure_logging
 from node.proxy.settings import NodeSettings
 
 _DEFAULT_STATE_DIR = NodeSettings().state_dir
@@ -26,10 +27,9 @@ def node_settings(cfg: Config) -> NodeSettings:
 
 
 def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("mitmproxy").setLevel(logging.WARNING)  # per-connection chatter
     cfg = load_config(args.config)
+    configure_logging(node_settings(cfg).log_format)
+    logging.getLogger("mitmproxy").setLevel(logging.WARNING)  # per-connection chatter
 
     def reload() -> tuple[NodeSettings, EngineConfig]:
         new = load_config(args.config)

@@ -27,6 +27,7 @@ from node.proxy.settings import NodeSettings
 
 logger = logging.getLogger(__name__)
 BASELINES = "baselines.npz"
+CLOSE_TIMEOUT = 1.0   # seconds the open client connections get to close at stop
 
 
 class _Errors(logging.Handler):
@@ -187,6 +188,7 @@ class RunningNode:
             ps = self.master.addons.get("proxyserver")
             with contextlib.suppress(Exception):
                 await ps.servers.update([])   # close the listeners first
+            await _close_client_connections(ps)
             self.master.shutdown()
         if self._run is not None:
             with contextlib.suppress(asyncio.CancelledError):
@@ -212,12 +214,27 @@ class RunningNode:
     def reload(self, settings: NodeSettings, engine_config: EngineConfig) -> None:
         changed = [k for k in ("listen_host", "listen_port", "upstream", "admin_host",
                                "admin_port", "tls_cert", "tls_key", "state_dir", "control_url",
-                               "control_token", "node_name", "push_records")
+                               "control_token", "node_name", "push_records", "log_format")
                    if getattr(settings, k) != getattr(self.settings, k)]
         if changed:
             logger.warning("reload: %s change only on restart", ", ".join(changed))
         self.node.reconfigure(settings, engine_config)
         logger.info("configuration reloaded")
+
+
+async def _close_client_connections(ps) -> None:
+    """End the open client connections (idle keep-alive ones included) while the master
+    still runs their disconnect hooks. Left to the event loop's final cancellation, each one
+    logged an ERROR traceback (asyncio's StreamReaderProtocol callback reading a cancelled
+    task) and left its transport unclosed."""
+    for handler in list(ps.connections.values()):
+        io = handler.transports.get(handler.client)
+        if io is not None and io.handler is not None:
+            io.handler.cancel("node stopping")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CLOSE_TIMEOUT
+    while ps.connections and loop.time() < deadline:
+        await asyncio.sleep(0.01)
 
 
 def _engine_label_sets(cfg: EngineConfig) -> dict:

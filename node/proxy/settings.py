@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from node.config.section import Section
 from node.errors import ConfigError
+from node.eventlog import LOG_FORMATS
 from node.proxy.forwarded import FORWARDED, HEADERS, XFF, TrustedProxy
 
 KiB = 1024
@@ -47,6 +48,7 @@ class NodeSettings:
     control_token: str | None = field(default=None, repr=False)   # a `node` role token
     node_name: str | None = None               # None: <hostname>:<listen port>
     push_records: bool = True                  # send every request record (sessions explorer)
+    log_format: str = "text"                   # text | json (node.eventlog)
 
     @property
     def mode(self) -> str:
@@ -130,7 +132,7 @@ def parse_upstream(text: str) -> str:
 
 _KEYS = ("listen", "upstream", "admin", "trusted_proxies", "tls", "http2", "keep_host_header",
          "limits", "state_dir", "record_file", "upstream_ssl_insecure", "control_url",
-         "control_token", "control_token_env", "node_name", "push_records")
+         "control_token", "control_token_env", "node_name", "push_records", "log_format")
 MIN_TOKEN_LENGTH = 16
 _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
 _LIMIT_KEYS = ("max_header_bytes", "max_request_body", "stream_response_above",
@@ -226,6 +228,8 @@ def compile_node_settings(raw: Mapping | None, where: str | Section = "<config>"
         out["state_dir"] = _path(s.str("state_dir"), base_dir)
     if s.has("record_file"):
         out["record_file"] = s.str("record_file")
+    if s.has("log_format"):
+        out["log_format"] = s.str("log_format", choices=LOG_FORMATS)
     _control(s, out, os.environ if env is None else env)
     settings = NodeSettings(**out)
     if settings.tls_key and not settings.tls_cert:
