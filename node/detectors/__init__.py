@@ -18,6 +18,7 @@ from node.detectors.fake_good_bot import FakeGoodBot
 from node.detectors.forced_browsing import ForcedBrowsing
 from node.detectors.human_actions import HumanActions
 from node.detectors.ip_rotation import IpRotation
+from node.detectors.key_guessing import KeyGuessing
 from node.detectors.low_frequency_stuffing import LowFrequencyStuffing
 from node.detectors.otp_guessing import OtpGuessing
 from node.detectors.outdated_browser import OutdatedBrowser
@@ -57,6 +58,7 @@ DETECTORS: tuple[type[Detector], ...] = (
     SmsPumping,
     CardTesting,
     FakeAccounts,
+    KeyGuessing,
     HumanActions,
     FakeGoodBot,
     DatacenterAgent,

@@ -25,7 +25,7 @@ class Actor:
 
     __slots__ = (
         "kind", "key", "label", "first_ts", "last_ts", "n", "rate", "peak_rate",
-        "iv_n", "iv_mean", "iv_m2", "endpoints", "uniques", "n_err", "n_404",
+        "iv_n", "iv_mean", "iv_m2", "endpoints", "uniques", "n_err", "n_404", "n_401",
         "n_unsafe", "n_query", "req_bytes", "resp_bytes", "ua", "ua_kind", "ids", "first_id",
         "ext", "h0", "s0", "decided", "human", "flagged", "ips", "sessions", "uas", "blocked",
         "nsess", "nips", "humans", "auth", "seq", "u_banked", "flows", "customer",
@@ -49,6 +49,7 @@ class Actor:
         self.u_banked = 0               # distinct path+query counted in earlier bitmaps
         self.n_err = 0
         self.n_404 = 0
+        self.n_401 = 0                  # answered 401: no valid credential presented
         self.n_unsafe = 0
         self.n_query = 0
         self.req_bytes = 0
@@ -118,6 +119,8 @@ class Actor:
             self.n_err += 1
             if status == 404:
                 self.n_404 += 1
+            elif status == 401:
+                self.n_401 += 1
         if unsafe:
             self.n_unsafe += 1
         if has_query:

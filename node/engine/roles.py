@@ -25,17 +25,18 @@ OTP_SEND = "otp_send"
 OTP_VERIFY = "otp_verify"
 PASSWORD_RESET = "password_reset"
 PAYMENT = "payment"
+CARD_CHECK = "card_check"
 SEARCH = "search"
 EXPORT = "export"
 GRAPHQL = "graphql"
 HEALTH = "health"
 WEBHOOK = "webhook"
-ROLES = (LOGIN, REFRESH, SIGNUP, OTP_SEND, OTP_VERIFY, PASSWORD_RESET, PAYMENT, SEARCH, EXPORT,
-         GRAPHQL, HEALTH, WEBHOOK)
+ROLES = (LOGIN, REFRESH, SIGNUP, OTP_SEND, OTP_VERIFY, PASSWORD_RESET, PAYMENT, CARD_CHECK,
+         SEARCH, EXPORT, GRAPHQL, HEALTH, WEBHOOK)
 ROLE_INDEX = {r: i for i, r in enumerate(ROLES)}
 # Roles whose requests change state (only unsafe methods take them).
 _UNSAFE_ROLES = frozenset((LOGIN, REFRESH, SIGNUP, OTP_SEND, OTP_VERIFY, PASSWORD_RESET,
-                           PAYMENT))
+                           PAYMENT, CARD_CHECK))
 
 _WORD = re.compile(r"[a-z0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -61,20 +62,26 @@ RULES: tuple[Rule, ...] = (
        "ping", "heartbeat", "status", last_only=True),
     _r(GRAPHQL, "graphql", "gql"),
     _r(REFRESH, "refresh", "refresh token", "token refresh"),
-    _r(PAYMENT, "card verify", "cards verify", "card verification", "card check", "cards check",
-       "card validate", "cards validate"),
+    # Checking or attaching a card (not charging it): a customer does it once or twice.
+    _r(CARD_CHECK, "card verify", "cards verify", "card verification", "card check",
+       "cards check", "card validate", "cards validate", "payment methods", "payment method",
+       "setup intents", "cards", "card", "sources", "paymentmethods"),
     _r(PASSWORD_RESET, "password reset", "reset password", "password forgot", "forgot",
        "forgot password", "password recover", "recover", "recovery", "password"),
-    _r(OTP_VERIFY, "otp verify", "otp check", "otp confirm", "mfa verify", "mfa", "2fa verify",
+    _r(OTP_VERIFY, "session otp", "login otp", "signin otp", "auth otp",
+       "otp verify", "otp check", "otp confirm", "mfa verify", "mfa", "2fa verify",
        "2fa", "totp", "verify code", "code verify", "verification check", "verify otp",
        "sms verify", "challenge verify", "verify", "confirm code", "mfa challenge verify"),
     _r(OTP_SEND, "otp", "otp send", "sms", "sms send", "send code", "code send",
-       "verification", "verifications", "send otp", "mfa challenge", "challenge"),
+       "verification", "verifications", "send otp", "mfa challenge", "challenge", "phone",
+       "phones", "phone number", "phonenumber", "phone numbers"),
     _r(SIGNUP, "signup", "sign up", "register", "registration", "registrations", "enroll",
        "enrol", "join", "create account", "accounts new"),
-    _r(PAYMENT, "payments", "payment", "charges", "charge", "checkout", "pay", "card verify",
-       "cards verify", "card verification", "cards", "payment methods", "payment intents",
-       "setup intents", "authorize", "authorizations", "purchase", "purchases", "donate",
+    # Creating a namespace (an organisation, a workspace) is signing one up.
+    _r(SIGNUP, "orgs", "organizations", "organisations", "workspaces", "tenants", "teams",
+       last_only=True),
+    _r(PAYMENT, "payments", "payment", "charges", "charge", "checkout", "pay",
+       "payment intents", "authorize", "authorizations", "purchase", "purchases", "donate",
        "transfers", "transfer"),
     _r(LOGIN, "login", "signin", "sign in", "logon", "log in", "auth", "authenticate",
        "authentication", "token", "tokens", "oauth token", "session", "sessions"),
@@ -169,7 +176,7 @@ def classify(status: int, tells_failure: bool, role: str | None) -> str | None:
         return LIMITED
     if status == 423:
         return LOCKED
-    if role == PAYMENT and status == 402:
+    if status == 402 and role in (PAYMENT, CARD_CHECK):
         return DECLINED
     if 200 <= status < 400:
         # A login form may answer 200 to a wrong password (WordPress): there a 2xx means
@@ -179,7 +186,7 @@ def classify(status: int, tells_failure: bool, role: str | None) -> str | None:
     if status in (404, 405) or status >= 500:
         return None
     if 400 <= status < 500:
-        if role == PAYMENT:
+        if role in (PAYMENT, CARD_CHECK):
             return DECLINED
         return FAIL
     return None
