@@ -538,7 +538,11 @@ class SqlStorage(ABC):
         if app:
             w.add("s.app = ?", app)
         if bot_type:
-            w.add("s.attack_type = ?", bot_type)
+            # Any bot type detected on the session, not only the first (`attack_type`): the
+            # session's attacks of that type, found on attacks_type_ts, few next to sessions.
+            w.add("(s.app, s.session_id) IN (SELECT a.app, a.session FROM attacks a WHERE "
+                  "a.bot_type = ? AND a.false_positive = 0 AND a.session IS NOT NULL)",
+                  bot_type)
         sub = _Where()
         if request_id:
             sub.add("r.request_id = ?", request_id)
