@@ -454,6 +454,7 @@ async def test_sessions_filter_matches_every_bot_type_of_a_session(client):
     assert (await get(client, "/api/v1/sessions", type="scraping"))["items"] == []
     found = await get(client, "/api/v1/sessions", type="account_takeover")
     assert [s["session_id"] for s in found["items"]] == ["s-1"]
+    assert found["items"][0]["attack_type"] == "account_takeover"   # not cleared by the FP
 
 
 @pytest.mark.parametrize(("value", "expected"), [
