@@ -38,13 +38,13 @@ class ClientIP:
                                        peer_trusted=res.peer_trusted, host=host)
 
         # what the upstream is told is what we decided, and nothing else: one client
-        h["X-Forwarded-For"] = outgoing_xff(res, peer)
+        h["X-Forwarded-For"] = outgoing_xff(res)
         h["X-Real-IP"] = res.client
         for name in CLIENT_IP_CLAIMS:
             if name in h:
                 del h[name]
         own = "https" if flow.client_conn.tls_established else "http"
-        fwd = outgoing_forwarded(res, peer, own)
+        fwd = outgoing_forwarded(res, own)
         if fwd is None:
             h.pop("forwarded", None)
         else:

@@ -183,6 +183,8 @@ async def run(url: str, now: float, rounds: int) -> list[tuple[str, float, float
              "/console/sessions", {"ip": session["ip"]}),
             ("Sessions by request id", [("/api/v1/sessions", {"request_id": rid})],
              "/console/sessions", {"request_id": rid}),
+            ("Sessions by attack type", [("/api/v1/sessions", {"type": "scraping"})],
+             "/console/sessions", {"type": "scraping"}),
             ("Sessions by time + status", [("/api/v1/sessions", {"since": week,
                                                                   "status": 404})],
              "/console/sessions", {"since": week, "status": 404}),

@@ -130,3 +130,45 @@ def test_check_command_unreadable_file(tmp_path, capsys):
     assert main(["check", str(tmp_path / "missing.yaml")]) == 2
     err = capsys.readouterr().err
     assert "missing.yaml" in err and "cannot read" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("reactions", [
+    "security_crawlers: graylist",                  # the shorthand
+    "security_crawlers: {action: graylist}",
+    "default: {action: denylist}",
+])
+def test_reaction_without_duration_lasts_an_hour(tmp_path, capsys, reactions):
+    """Issue 12: such a reaction passed `palisade check`, then the first decision raised
+    TypeError (its duration was the slots dataclass's member descriptor): nothing of that
+    bot type was ever blocked. SPEC §6: the default is one hour."""
+    import warnings
+
+    from prometheus_client import CollectorRegistry
+
+    from node.engine import Engine
+    from node.iplists import IPLists
+    from node.metrics import NodeMetrics
+    from node.proxy.context import NodeContext
+    from node.proxy.settings import NodeSettings
+    from tests.detector_kit import rec
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)   # mitmproxy 12.2 vs pyparsing
+        from addons.detect import apply_decision
+
+    path = tmp_path / "p.yaml"
+    path.write_text(f"profiles:\n  - name: p\n    reactions:\n      {reactions}\n")
+    assert main(["check", str(path)]) == 0 and "OK" in capsys.readouterr().out
+    cfg = load_config(str(path))
+    assert cfg.engine.profiles[0].reactions["security_crawlers"].duration == 3600
+    eng = Engine(cfg.engine)
+    probes = ("/.env", "/.git/config", "/wp-login.php", "/phpmyadmin/", "/.aws/credentials")
+    decisions = [d for i, p in enumerate(probes)
+                 for d in eng.process(rec(i, p, ua="sqlmap/1.7", status=404))]
+    assert decisions and decisions[0].bot_type == "security_crawlers"
+    assert decisions[0].duration == 3600
+    now = 1_000_000.0
+    node = NodeContext(NodeSettings(state_dir=str(tmp_path)), cfg.engine,
+                       IPLists(None, clock=lambda: now), NodeMetrics(CollectorRegistry()))
+    assert apply_decision(node, decisions[0]) == [decisions[0].ip]
+    lst = "gray" if "graylist" in reactions else "deny"
+    assert node.iplists.entry(lst, decisions[0].ip).expires == now + 3600

@@ -434,6 +434,29 @@ async def test_sessions_filters_stats_requests_and_csv(client):
     await get(client, "/api/v1/sessions/424242", expect=404)
 
 
+async def test_sessions_filter_matches_every_bot_type_of_a_session(client):
+    """Issue 12: the filter matched only the first bot type recorded for a session."""
+    await push(client, [record(T0, rid="m1"), record(T0 + 1, rid="m2"),
+                        detection(T0 + 2, eid="d-scr", evidence=["m1"]),
+                        detection(T0 + 3, bot_type="account_takeover", evidence=["m2"]),
+                        session_summary(requests=2),
+                        record(T0 + 5, rid="o1", session="s-2"),
+                        session_summary(session="s-2", requests=1)])
+    for bot_type in ("scraping", "account_takeover"):
+        found = await get(client, "/api/v1/sessions", type=bot_type)
+        assert [s["session_id"] for s in found["items"]] == ["s-1"], bot_type
+    assert (await get(client, "/api/v1/sessions", type="api_abuse"))["items"] == []
+    attack_id = next(a["id"] for a in (await get(client, "/api/v1/attacks"))["items"]
+                     if a["bot_type"] == "scraping")
+    resp = await client.post(f"/api/v1/attacks/{attack_id}/false-positive", json={},
+                             headers=OP)
+    assert resp.status == 200, await resp.text()
+    assert (await get(client, "/api/v1/sessions", type="scraping"))["items"] == []
+    found = await get(client, "/api/v1/sessions", type="account_takeover")
+    assert [s["session_id"] for s in found["items"]] == ["s-1"]
+    assert found["items"][0]["attack_type"] == "account_takeover"   # not cleared by the FP
+
+
 @pytest.mark.parametrize(("value", "expected"), [
     ("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"),
     ("\tx", "'\tx"), ("\rx", "'\rx"), ("/api", "/api"), ("", ""), (12.5, 12.5), (None, None)])

@@ -122,7 +122,7 @@ def test_unknown_header_in_matcher():
 
 def test_hops_are_bounded():
     hops = xff_hops([", ".join(f"10.0.{i // 256}.{i % 256}" for i in range(1000))])
-    assert len(hops) == 32 and hops[-1].addr == "10.0.3.231"
+    assert len(hops) == 32 and hops[-1] == "10.0.3.231"
     assert len(forwarded_hops(["for=1.1.1.1," * 100])) == 32
 
 
@@ -158,8 +158,7 @@ def test_forwarded_hops(values, hops):
 ])
 def test_outgoing_xff(peer, incoming, fwd, expected):
     r = resolve_client(peer, incoming, fwd, TRUSTED)
-    assert outgoing_xff(r, peer) == expected
-    assert outgoing_xff(r, peer).split(", ")[0] == r.client
+    assert outgoing_xff(r) == expected and outgoing_xff(r).split(", ")[0] == r.client
 
 
 @pytest.mark.parametrize("peer,xff,fwd,expected", [
@@ -171,7 +170,7 @@ def test_outgoing_xff(peer, incoming, fwd, expected):
     ("2001:db8:eeee::1", [], [], 'for="[2001:db8:eeee::1]";proto=http'),
 ])
 def test_outgoing_forwarded(peer, xff, fwd, expected):
-    assert outgoing_forwarded(resolve_client(peer, xff, fwd, TRUSTED), peer, "http") == expected
+    assert outgoing_forwarded(resolve_client(peer, xff, fwd, TRUSTED), "http") == expected
 
 
 # -- behind Debian's real nginx ---------------------------------------------------------------

@@ -11,6 +11,7 @@ from node.config.model import (
     BOT_TYPES,
     CRAWLER_CATEGORIES,
     CRAWLER_POLICIES,
+    DEFAULT_REACTION_DURATION,
     REACTIONS,
     TOLERANCE,
     Application,
@@ -230,12 +231,12 @@ def _profile(s: Section, app_names: list[str]) -> Profile:
         r = rs.sub(key) if isinstance(rs.data[key], dict) else None
         if r is None:  # shorthand: `scraping: graylist`
             action = rs.str(key, choices=REACTIONS)
-            reaction = Reaction(action, Reaction.duration)
+            reaction = Reaction(action, DEFAULT_REACTION_DURATION)
         else:
             r.only("action", "duration")
             reaction = Reaction(
                 r.str("action", "denylist", choices=REACTIONS),
-                r.duration("duration", Reaction.duration, minimum=MIN_REACTION,
+                r.duration("duration", DEFAULT_REACTION_DURATION, minimum=MIN_REACTION,
                            allow_forever=True))
         for t in (BOT_TYPES if key == "default" else (key,)):
             if key == "default" and t in rs.data:

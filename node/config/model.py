@@ -70,10 +70,15 @@ class Application:
     roles: tuple[tuple[EndpointRule, str | None], ...] = ()
 
 
+# SPEC §6: a reaction written without a duration lasts an hour. A module constant, not
+# `Reaction.duration`: on a slots dataclass that is a member descriptor, not the default.
+DEFAULT_REACTION_DURATION = 3600.0
+
+
 @dataclass(frozen=True, slots=True)
 class Reaction:
     action: str = "denylist"
-    duration: float | None = 3600.0       # seconds; None = forever
+    duration: float | None = DEFAULT_REACTION_DURATION   # seconds; None = forever
 
 
 @dataclass(frozen=True, slots=True)

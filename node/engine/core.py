@@ -64,6 +64,7 @@ from node.engine.roles import (
 from node.engine.sketch import hll_add, hll_count, hll_new, hll_pos
 from node.engine.templates import TemplateInferrer
 from node.goodbots import VERIFIED, GoodBotVerifier
+from node.iplists.matcher import NetMatcher, parse_ip, parse_network
 from node.record import RequestRecord
 from node.signatures.cloud import provider as cloud_provider
 from node.signatures.ua import classify_ua
@@ -198,7 +199,9 @@ class Engine:
         self._auth = AuthMatcher(self.apps)
         self._profiles: list[Profile | None] = [
             next((p for p in config.profiles if p.covers(a.name)), None) for a in self.apps]
-        self._exceptions = config.exceptions
+        self._exceptions: NetMatcher[bool] = NetMatcher()   # one probe per prefix length
+        for net in config.exceptions:
+            self._exceptions.set(parse_network(str(net)), True)
         self._v6_prefix = config.limits.ipv6_prefix
         self._net_cache: dict[str, str | None] = {}
         # Per application: template → method → Endpoint (keys whose hashes strings cache).
@@ -811,13 +814,8 @@ class Engine:
         return self.verifier.verdict(rec.ip, classify_ua(rec.ua).name, rec.ts) == VERIFIED
 
     def _excepted(self, ip: str) -> bool:
-        if not self._exceptions:
-            return False
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return any(addr in n for n in self._exceptions)
+        key = parse_ip(ip) if self._exceptions else None
+        return key is not None and key in self._exceptions
 
     def _session_end(self, actor: Actor) -> None:
         if not actor.flagged and actor.n >= 3:

@@ -35,6 +35,7 @@ class Hop(NamedTuple):
 
 class Resolved(NamedTuple):
     client: str                # the client address, canonical text
+    peer: str                  # the TCP peer, canonical text
     header: str | None         # the header believed; None when the peer is not trusted
     chain: tuple[str, ...]     # canonical addresses from the client to the hop before the peer
     proto: str | None = None   # proto= / host= of the peer's own Forwarded element
@@ -65,12 +66,12 @@ def _strip_port(hop: str) -> str:
     return hop
 
 
-def xff_hops(values: Iterable[str]) -> list[Hop]:
-    """Every entry of the X-Forwarded-For header(s), left to right (several header lines
+def xff_hops(values: Iterable[str]) -> list[str]:
+    """Every address of the X-Forwarded-For header(s), left to right (several header lines
     are one list; empty entries are skipped)."""
-    hops: list[Hop] = []
+    hops: list[str] = []
     for v in values:
-        hops.extend(Hop(h) for h in (_strip_port(p) for p in v.split(",")) if h)
+        hops.extend(h for h in (_strip_port(p) for p in v.split(",")) if h)
     return hops[-MAX_HOPS:]
 
 
@@ -112,43 +113,45 @@ def resolve_client(peer: str, xff: Iterable[str], forwarded: Iterable[str],
     peer_c = format_ip(peer_key) if peer_key is not None else peer
     header = trusted.get(peer_key) if peer_key is not None and trusted else None
     if header is None:
-        return Resolved(peer_c, None, ())
-    hops = forwarded_hops(forwarded) if header == FORWARDED else xff_hops(xff)
+        return Resolved(peer_c, peer_c, None, ())
+    proto = host = None
+    if header == FORWARDED:
+        elements = forwarded_hops(forwarded)
+        if elements:
+            proto, host = elements[-1].proto, elements[-1].host
+        hops = [e.addr for e in elements]
+    else:
+        hops = xff_hops(xff)
     client, chain = peer_c, []
     for hop in reversed(hops):
-        key = parse_ip(hop.addr)
+        key = parse_ip(hop)
         if key is None:
             break
         client = format_ip(key)
         chain.append(client)
         if trusted.get(key) != header:
             break
-    last = hops[-1] if hops else Hop("")
-    return Resolved(client, header, tuple(reversed(chain)), last.proto, last.host)
+    chain.reverse()
+    return Resolved(client, peer_c, header, tuple(chain), proto, host)
 
 
-def canonical_ip(text: str) -> str | None:
-    key = parse_ip(text)
-    return None if key is None else format_ip(key)
-
-
-def outgoing_xff(resolved: Resolved, peer: str) -> str:
+def outgoing_xff(resolved: Resolved) -> str:
     """X-Forwarded-For toward the upstream, coherent with the client we decided on: the
     trusted part of the chain (from the client on) with the real peer appended, or just the
     peer. A forged part left of the client is dropped, so an upstream reading either end
     sees the same client."""
-    peer_c = canonical_ip(peer) or peer
-    return ", ".join((*resolved.chain, peer_c)) if resolved.peer_trusted else peer_c
+    if resolved.header is None:
+        return resolved.peer
+    return ", ".join((*resolved.chain, resolved.peer))
 
 
-def outgoing_forwarded(resolved: Resolved, peer: str, proto: str) -> str | None:
+def outgoing_forwarded(resolved: Resolved, proto: str) -> str | None:
     """Forwarded toward the upstream: rebuilt from the same trusted chain when the peer is
     trusted for it, else None (the header is dropped: it is a claim nobody vouched for)."""
     if resolved.header != FORWARDED:
         return None
-    peer_c = canonical_ip(peer) or peer
 
     def node(a: str) -> str:
         return f'for="[{a}]"' if ":" in a else f"for={a}"
 
-    return ", ".join([*(node(a) for a in resolved.chain), f"{node(peer_c)};proto={proto}"])
+    return ", ".join([*(node(a) for a in resolved.chain), f"{node(resolved.peer)};proto={proto}"])

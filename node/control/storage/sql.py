@@ -492,9 +492,13 @@ class SqlStorage(ABC):
                 await c.execute("UPDATE daily_attacks SET detections = detections - 1 WHERE "
                                 "day = ? AND app = ? AND bot_type = ? AND detections > 0",
                                 day_of(a["ts"]), a["app"], a["bot_type"])
-                await c.execute("UPDATE sessions SET attack_type = NULL WHERE attack_type = ? "
-                                "AND app = ? AND session_id IN (SELECT session FROM attacks "
-                                "WHERE id = ?)", a["bot_type"], a["app"], attack_id)
+                # the session's type falls back to its next detection, if it has one
+                await c.execute("UPDATE sessions SET attack_type = (SELECT o.bot_type FROM "
+                                "attacks o WHERE o.app = sessions.app AND o.session = "
+                                "sessions.session_id AND o.false_positive = 0 ORDER BY o.ts "
+                                "LIMIT 1) WHERE attack_type = ? AND app = ? AND session_id IN "
+                                "(SELECT session FROM attacks WHERE id = ?)",
+                                a["bot_type"], a["app"], attack_id)
             # The entry it caused: linked by the node, or an automatic entry for its IP.
             w = _Where()
             cond = "attack_id = ?"
@@ -538,7 +542,11 @@ class SqlStorage(ABC):
         if app:
             w.add("s.app = ?", app)
         if bot_type:
-            w.add("s.attack_type = ?", bot_type)
+            # Any bot type detected on the session, not only the first (`attack_type`): the
+            # session's attacks of that type, found on attacks_type_ts, few next to sessions.
+            w.add("(s.app, s.session_id) IN (SELECT a.app, a.session FROM attacks a WHERE "
+                  "a.bot_type = ? AND a.false_positive = 0 AND a.session IS NOT NULL)",
+                  bot_type)
         sub = _Where()
         if request_id:
             sub.add("r.request_id = ?", request_id)
