@@ -99,6 +99,7 @@ class RunningNode:
                                header_timeout=settings.header_timeout,
                                stream_response_above=settings.stream_response_above,
                                require_tls=bool(settings.tls_cert),
+                               max_resets=settings.http2_max_resets,
                                on_reject=self._rejected)
         self.sync = None
         if settings.control_url:
