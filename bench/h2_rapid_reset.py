@@ -135,7 +135,8 @@ async def settle_rss(node: TlsNode, seconds: float) -> list[float]:
 async def run(args: argparse.Namespace, tmp: Path) -> None:
     up_port = free_port()
     up = subprocess.Popen([sys.executable, "-c", UPSTREAM, str(up_port)])
-    http2 = f"  http2: {{max_resets: {args.max_resets}}}\n" if args.max_resets else ""
+    http2 = (f"  http2: {{max_resets: {args.max_resets}}}\n" if args.max_resets is not None
+             else "")
     node = TlsNode(tmp, up_port, http2_yaml=http2,
                    root=Path(args.node_root).resolve() if args.node_root else ROOT)
     probe = None
@@ -170,11 +171,17 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
         probe = None
         samples = json.loads(out)
         after = await settle_rss(node, args.settle_after)
+        later = []                       # RSS after each further burst (no probe)
+        for _ in range(args.bursts - 1):
+            await attack(node, args.streams)
+            later.append((await settle_rss(node, args.settle_after))[-1])
         counts = upstream_counts(up_port)
     finally:
         if probe is not None:
             probe.kill()
         node.stop()
+        if os.environ.get("H2_BENCH_DEBUG"):
+            Path("/tmp/h2_node.log").write_text(node.tail(1000))
         up.terminate()
         up.wait(10)
 
@@ -195,7 +202,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
           f"{max(sent):,}); GOAWAY error codes {codes} (11 = ENHANCE_YOUR_CALM, None = never "
           f"cut off)")
     print(f"  burst lasted {t_end - t_burst:.1f} s; reset streams that reached the upstream: "
-          f"{counts.get('attack', 0):,}")
+          f"{counts.get('attack', 0):,} (of {args.streams * args.bursts:,})")
     print(f"  probe (separate connection): before p50 {pct(before, .5):.1f} ms / p99 "
           f"{pct(before, .99):.1f} ms (n={len(before)}); during p50 {pct(during, .5):.1f} ms "
           f"/ p99 {pct(during, .99):.1f} ms (n={len(during)}, {failed} failed); "
@@ -203,13 +210,18 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
     print(f"  node RSS: {rss_before:.1f} MiB after warm-up, peak {max(peak):.1f} MiB during "
           f"the burst, {after[-1]:.1f} MiB {len(after)} s after it "
           f"(delta {after[-1] - rss_before:+.1f} MiB; min after {min(after):.1f})")
+    if later:
+        print("  node RSS after each further burst: "
+              + ", ".join(f"{r:.1f}" for r in later) + " MiB")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--streams", type=int, default=40_000)
-    ap.add_argument("--max-resets", type=int, default=0,
+    ap.add_argument("--max-resets", type=int, default=None,
                     help="node.http2.max_resets for the node (default: its default)")
+    ap.add_argument("--bursts", type=int, default=1,
+                    help="bursts in a row (RSS after each; the probe watches the first)")
     ap.add_argument("--warmup", type=int, default=2000, help="normal requests before")
     ap.add_argument("--before", type=float, default=5.0, help="probe seconds before the burst")
     ap.add_argument("--settle", type=float, default=4.0, help="seconds before the baseline")
