@@ -36,21 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.h2client import H2Client  # noqa: E402
-from tests.tlsnode import HOST, TlsNode, free_port  # noqa: E402
-
-UPSTREAM = r"""
-import collections, sys
-from aiohttp import web
-seen = collections.Counter()
-async def handle(req):
-    if req.path == "/__count":
-        return web.json_response(seen)
-    seen[req.path.split("/")[1]] += 1
-    return web.json_response({"ok": True})
-app = web.Application()
-app.router.add_route("*", "/{tail:.*}", handle)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
-"""
+from tests.tlsnode import CountingUpstream, TlsNode  # noqa: E402
 
 # The probe: its own process (no event loop or GIL shared with the attacker), one request
 # every 20 ms on one keep-alive HTTPS connection, until the stop file appears. Prints one
@@ -82,13 +68,6 @@ def pct(values: list[float], q: float) -> float:
         return float("nan")
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
-
-
-def upstream_counts(port: int) -> dict[str, int]:
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://{HOST}:{port}/__count", timeout=5) as r:
-        return json.loads(r.read())
 
 
 async def warm_up(node: TlsNode, requests: int) -> None:
@@ -133,11 +112,10 @@ async def settle_rss(node: TlsNode, seconds: float) -> list[float]:
 
 
 async def run(args: argparse.Namespace, tmp: Path) -> None:
-    up_port = free_port()
-    up = subprocess.Popen([sys.executable, "-c", UPSTREAM, str(up_port)])
+    up = CountingUpstream()
     http2 = (f"  http2: {{max_resets: {args.max_resets}}}\n" if args.max_resets is not None
              else "")
-    node = TlsNode(tmp, up_port, http2_yaml=http2,
+    node = TlsNode(tmp, up.port, http2_yaml=http2,
                    root=Path(args.node_root).resolve() if args.node_root else ROOT)
     probe = None
     try:
@@ -175,15 +153,14 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
         for _ in range(args.bursts - 1):
             await attack(node, args.streams)
             later.append((await settle_rss(node, args.settle_after))[-1])
-        counts = upstream_counts(up_port)
+        counts = up.counts()
     finally:
         if probe is not None:
             probe.kill()
         node.stop()
         if os.environ.get("H2_BENCH_DEBUG"):
             Path("/tmp/h2_node.log").write_text(node.tail(1000))
-        up.terminate()
-        up.wait(10)
+        up.stop()
 
     if os.environ.get("H2_BENCH_DEBUG"):
         Path("/tmp/h2_probe.json").write_text(json.dumps(

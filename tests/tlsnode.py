@@ -1,4 +1,5 @@
-"""A real `palisade node` with TLS on loopback, as a child process (its RSS is its own).
+"""A real `palisade node` with TLS on loopback, as a child process (its RSS is its own), and
+a counting upstream, also a child process.
 
 Used by the HTTP/2 rapid-reset integration test and `bench/h2_rapid_reset.py`: a self-signed
 certificate made on the spot, a configuration file written here, `python -m node.cli node`
@@ -8,6 +9,7 @@ started exactly as an operator would, readiness read from the admin listener.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import socket
 import ssl
@@ -25,6 +27,48 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+UPSTREAM = r"""
+import asyncio, collections, sys
+from aiohttp import web
+seen = collections.Counter()
+async def handle(req):
+    if req.path == "/__count":
+        return web.json_response(seen)
+    seen[req.path.split("/")[1]] += 1
+    if req.path.startswith("/slow"):
+        await asyncio.sleep(1.0)
+    return web.json_response({"ok": True})
+app = web.Application()
+app.router.add_route("*", "/{tail:.*}", handle)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+class CountingUpstream:
+    """An aiohttp upstream in its own process counting requests by first path segment
+    (`/attack/...` → "attack"); `/slow...` answers after a second."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen([sys.executable, "-c", UPSTREAM, str(self.port)])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex((HOST, self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("the upstream did not listen")
+
+    def counts(self) -> dict[str, int]:
+        with urllib.request.urlopen(f"http://{HOST}:{self.port}/__count", timeout=5) as r:
+            return json.loads(r.read())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 def self_signed(directory: Path) -> tuple[str, str]:
