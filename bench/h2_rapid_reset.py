@@ -162,7 +162,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
     during = [ms for t, ms in samples if t_burst <= t < t_end and ms >= 0]
     failed = sum(1 for t, ms in samples if t_burst <= t < t_end and ms < 0)
     cut = [c for c in conns if c[1] is not None]
-    seen = [c[2] for c in cut] or [0]
+    seen = [c[2] for c in cut] or [max(c[0] for c in conns)]   # never cut: all it sent
     codes = sorted({str(c[1]) for c in conns})
     print(f"F8 — HTTP/2 rapid reset, {args.streams:,} streams opened and reset "
           f"(node from {node.root})")
