@@ -213,7 +213,7 @@ class RunningNode:
     def reload(self, settings: NodeSettings, engine_config: EngineConfig) -> None:
         changed = [k for k in ("listen_host", "listen_port", "upstream", "admin_host",
                                "admin_port", "tls_cert", "tls_key", "state_dir", "control_url",
-                               "control_token", "node_name", "push_records")
+                               "control_token", "node_name", "push_records", "http2_max_resets")
                    if getattr(settings, k) != getattr(self.settings, k)]
         if changed:
             logger.warning("reload: %s change only on restart", ", ".join(changed))
