@@ -15,9 +15,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 VERDICTS = ("pass", "allow", "exception", "blocked", "rejected", "error")
 BLOCK_REASONS = ("denylist", "deny_session", "sqli", "xss", "path_traversal", "cmd_injection",
                  "scanner_probe", "attack", "malformed", "headers_too_large", "header_timeout",
-                 "too_large")
-# protocol-level refusals (the request was unusable), as opposed to blocks by the lists
-REJECT_REASONS = frozenset({"malformed", "headers_too_large", "header_timeout", "too_large"})
+                 "too_large", "h2_rapid_reset")
+# protocol-level refusals (the request was unusable; h2_rapid_reset: an HTTP/2 connection
+# cut off for resetting streams), as opposed to blocks by the lists
+REJECT_REASONS = frozenset({"malformed", "headers_too_large", "header_timeout", "too_large",
+                            "h2_rapid_reset"})
 BLOCK_LISTS = ("deny", "gray", "session", "none")
 LIST_NAMES = ("allow", "exception", "deny", "gray")
 OTHER = "other"

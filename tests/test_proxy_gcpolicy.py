@@ -1,5 +1,6 @@
-"""GenerationalFreeze: old-generation collections without scanning the frozen state, and a
-full pass every `max_freezes` freezes that reclaims cycles which died frozen."""
+"""GenerationalFreeze: old-generation collections without scanning the frozen state, a full
+pass every `max_freezes` freezes or once quiet after a freeze, that reclaims cycles which
+died frozen, and garbage left below the limit collected once quiet."""
 
 from __future__ import annotations
 
@@ -90,3 +91,36 @@ def test_full_pass_reclaims_cycles_that_died_frozen(policy):
     policy.tick()                                # the full pass
     assert ref() is None
     assert policy.full_passes == 1 and policy.freezes == 1
+
+
+def test_quiet_after_a_freeze_reclaims_what_the_burst_froze(policy):
+    live, ref = cycle()                          # a connection in flight during a burst
+    burst = [[i] for i in range(100)]
+    to_oldest(burst, live)
+    policy.tick()                                # the burst's freeze catches it
+    assert policy.freezes == 1
+    del live, burst
+    gc.collect()
+    assert ref() is not None                     # it died frozen
+    for _ in range(policy.settle - 1):
+        policy.tick()                            # quiet, but not for long enough yet
+    assert ref() is not None and policy.full_passes == 0
+    policy.tick()
+    assert ref() is None and policy.full_passes == 1
+    for _ in range(policy.settle * 2):
+        policy.tick()                            # quiet without a new freeze: no more passes
+    assert policy.full_passes == 1
+
+
+def test_quiet_collects_garbage_left_below_the_limit(policy):
+    policy.limit = 10_000                        # the burst's garbage stays below it
+    garbage = [cycle() for _ in range(policy.limit // 20)]   # >= limit / 10 objects
+    refs = [r for _, r in garbage]
+    to_oldest(garbage)
+    del garbage
+    for _ in range(policy.settle - 1):
+        policy.tick()
+    assert all(r() is not None for r in refs)    # below the limit: left for now ...
+    policy.tick()
+    assert all(r() is None for r in refs)        # ... collected once the node is quiet
+    assert policy.freezes == 0 and policy.full_passes == 0

@@ -111,6 +111,9 @@ def test_admin_off_and_relative_paths(tmp_path):
     ("node:\n  tls:\n    cert: /nonexistent.pem\n", 3, "node.tls.cert", "cannot read"),
     ("node:\n  tls:\n    key: /x.pem\n", 3, "node.tls", "needs `cert`"),
     ("node:\n  http2: maybe\n", 2, "node.http2", "true or false"),
+    ("node:\n  http2:\n    max_resets: -1\n", 3, "node.http2.max_resets", ">= 0"),
+    ("node:\n  http2:\n    max_resets: lots\n", 3, "node.http2.max_resets", "a number"),
+    ("node:\n  http2:\n    max_reset: 5\n", 3, "node.http2.max_reset", "max_resets"),
     ("node:\n  listen: 127.0.0.1:9090\n", 2, "node.admin", "other than the proxy's"),
     ("node: [1, 2]\n", 1, "node", "expected a mapping"),
 ])
@@ -120,6 +123,17 @@ def test_errors(text, line, key, message):
     assert e.value.file == "palisade.yaml" and e.value.key == key
     assert e.value.line == line, str(e.value)
     assert message in str(e.value)
+
+
+@pytest.mark.parametrize("text,enabled,max_resets", [
+    ("node: {}\n", True, 1000),
+    ("node:\n  http2: false\n", False, 1000),
+    ("node:\n  http2: {max_resets: 200}\n", True, 200),
+    ("node:\n  http2: {enabled: false, max_resets: 0}\n", False, 0),   # 0: no limit
+])
+def test_http2(text, enabled, max_resets):
+    s = compile_yaml(text)
+    assert (s.http2, s.http2_max_resets) == (enabled, max_resets)
 
 
 @pytest.mark.parametrize("value,expected", [(4096, 4096), ("32k", 32768), ("8m", 8 << 20),

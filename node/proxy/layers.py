@@ -10,7 +10,12 @@ subclasses, installed by our `next_layer` addon for the reverse-proxy stack, add
 - problem+json instead of HTML for the errors mitmproxy sends itself (400/413/502),
   over HTTP/1 and HTTP/2 (where the head limit becomes SETTINGS_MAX_HEADER_LIST_SIZE);
 - responses are never refused for size: past a threshold they stream (memory stays
-  bounded) through a byte counter so the request record still knows their size.
+  bounded) through a byte counter so the request record still knows their size;
+- HTTP/2 rapid reset (CVE-2023-44487): mitmproxy turns every stream a client opens into a
+  flow, hooks and an upstream request, even when the client resets it in the same breath,
+  and never limits resets. A stream opened and reset within one read is dropped before
+  mitmproxy sees it, and a connection whose resets outrun its completed responses by
+  `max_resets` gets GOAWAY(ENHANCE_YOUR_CALM) and is closed (`GuardedH2Connection`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import h2.config
+import h2.errors
+import h2.events
 from mitmproxy.connection import ConnectionState
 from mitmproxy.net.http.http1 import expected_http_body_size
 from mitmproxy.net.tls import starts_like_tls_record
@@ -36,6 +44,8 @@ from mitmproxy.proxy.layers.http._events import (
 )
 from mitmproxy.proxy.layers.http._http1 import Http1Server
 from mitmproxy.proxy.layers.http._http2 import Http2Server
+from mitmproxy.proxy.layers.http._http_h2 import BufferedH2Connection
+from mitmproxy.utils import human
 
 from node.problem import (
     CONTENT_TYPE,
@@ -50,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 # h11's end-of-head pattern (it accepts bare LF line endings too)
 _HEAD_END = re.compile(rb"\n\r?\n")
+LINGER = 1.0   # seconds an HTTP/2 connection cut off for resets is read (and dropped) before close
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +69,7 @@ class HttpGuard:
     header_timeout: float = 10.0
     stream_response_above: int = 1024 * 1024
     require_tls: bool = False
+    max_resets: int = 1000      # HTTP/2 client resets a connection may owe (0: no limit)
     on_reject: Callable[[str], None] | None = None   # kind → metrics
 
     def rejected(self, kind: str) -> None:
@@ -139,17 +151,99 @@ class GuardedHttp1Server(Http1Server):
         self.state = self.done
 
 
+class ResetFlood(h2.events.Event):
+    """Not an h2 event: `GuardedH2Connection` ends a read's events with it when the client's
+    resets reached the limit; the events after that point are dropped."""
+
+    def __init__(self, resets: int, last_stream_id: int) -> None:
+        self.resets = resets
+        self.last_stream_id = last_stream_id   # the last stream processed, for the GOAWAY
+
+
+class GuardedH2Connection(BufferedH2Connection):
+    """mitmproxy's h2 connection, with the client's stream resets accounted for.
+
+    What production servers did about rapid reset: nginx caps new streams per read and
+    requests per connection, Envoy closes a connection when "premature" resets pass half of
+    its streams, Tomcat and h2o keep a budget that resets spend and completed requests earn
+    back, HAProxy counts "glitches" per connection. Here: `reset_debt` grows by one per
+    RST_STREAM from the client and shrinks by one per response completed (never below
+    zero, so a long honest connection banks no credit); when it reaches `max_resets`,
+    `ResetFlood` is the last event of the read and the layer sends GOAWAY. A browser that
+    cancels a few requests owes a handful; an attacker owes one per stream.
+
+    Streams opened and reset within the same read are removed from the events: mitmproxy
+    never sees them (no flow, no hook task, no upstream request). Their flow-control credit
+    is given back here, as mitmproxy would for data it consumed. A read (up to 64 KiB, some
+    2,000 attack streams) is parsed `CHUNK` bytes at a time, and parsing stops once the
+    limit is reached: what follows would be thrown away, and parsing it in pure Python
+    holds up every other connection of the node.
+    """
+
+    CHUNK = 8 * 1024
+
+    def __init__(self, config: h2.config.H2Configuration, max_resets: int) -> None:
+        super().__init__(config)
+        self.max_resets = max_resets
+        self.reset_debt = 0
+        self.resets = 0          # client resets on this connection, for the log line
+
+    def receive_data(self, data: bytes) -> list[h2.events.Event]:
+        events: list[h2.events.Event] = []
+        pending = 0                                  # client resets parsed in this read
+        for i in range(0, len(data), self.CHUNK):
+            more = super().receive_data(data[i:i + self.CHUNK])
+            events += more
+            pending += sum(1 for e in more if type(e) is h2.events.StreamReset and e.remote_reset)
+            if self.max_resets and self.reset_debt + pending >= self.max_resets:
+                break
+        return self._account(events) if pending else events
+
+    def _account(self, events: list[h2.events.Event]) -> list[h2.events.Event]:
+        resets = {e.stream_id for e in events
+                  if type(e) is h2.events.StreamReset and e.remote_reset}
+        drop = resets & {e.stream_id for e in events
+                         if type(e) is h2.events.RequestReceived}
+        out: list[h2.events.Event] = []
+        for e in events:
+            sid = getattr(e, "stream_id", None)
+            if type(e) is h2.events.StreamReset and e.remote_reset:
+                self.resets += 1
+                self.reset_debt += 1
+                if self.max_resets and self.reset_debt >= self.max_resets:
+                    out.append(ResetFlood(self.resets, sid))
+                    return out
+                if sid in drop:
+                    continue
+            elif sid in drop:
+                if type(e) is h2.events.DataReceived:
+                    self.acknowledge_received_data(e.flow_controlled_length, sid)
+                continue
+            out.append(e)
+        return out
+
+    def stream_completed(self) -> None:
+        if self.reset_debt:
+            self.reset_debt -= 1
+
+
 class GuardedHttp2Server(Http2Server):
     """HTTP/2: the same head limit (as SETTINGS_MAX_HEADER_LIST_SIZE, enforced by the HPACK
-    decoder, whose own default is 64 KiB) and problem+json for mitmproxy's own errors."""
+    decoder, whose own default is 64 KiB), problem+json for mitmproxy's own errors, and the
+    rapid-reset guard (`GuardedH2Connection`)."""
+
+    h2_conn: GuardedH2Connection
 
     def __init__(self, context: Context, guard: HttpGuard) -> None:
         super().__init__(context)
         self.guard = guard
+        # replaces the BufferedH2Connection mitmproxy just made (nothing was sent on it yet)
+        self.h2_conn = GuardedH2Connection(self.h2_conf, guard.max_resets)
         self.h2_conn.local_settings.max_header_list_size = guard.max_header_bytes
         self.h2_conn.local_settings.acknowledge()   # sent with the initial SETTINGS frame
         self.h2_conn.decoder.max_header_list_size = guard.max_header_bytes
         self._requests: dict[int, object] = {}     # stream id → request, for its request id
+        self._linger: commands.RequestWakeup | None = None
 
     def _handle_event(self, event: events.Event) -> layer.CommandGenerator[None]:
         if isinstance(event, ResponseProtocolError):
@@ -164,10 +258,12 @@ class GuardedHttp2Server(Http2Server):
                     (b":status", b"%d" % status), (b"content-type", CONTENT_TYPE.encode()),
                     (b"x-request-id", rid.encode()), (b"content-length", b"%d" % len(body))])
                 self.h2_conn.send_data(event.stream_id, body, end_stream=True)
+                self.h2_conn.stream_completed()
                 yield commands.SendData(self.conn, self.h2_conn.data_to_send())
                 return
         elif isinstance(event, ResponseEndOfMessage):
             self._requests.pop(event.stream_id, None)
+            self.h2_conn.stream_completed()
         for cmd in super()._handle_event(event):
             if isinstance(cmd, ReceiveHttp):
                 if isinstance(cmd.event, RequestHeaders) and len(self._requests) < 1024:
@@ -175,6 +271,40 @@ class GuardedHttp2Server(Http2Server):
                 elif isinstance(cmd.event, RequestProtocolError):
                     self._requests.pop(cmd.event.stream_id, None)
             yield cmd
+
+    def handle_h2_event(self, event: h2.events.Event) -> layer.CommandGenerator[bool]:
+        if isinstance(event, ResetFlood):
+            yield from self._cut_off(event)
+            return True
+        return (yield from super().handle_h2_event(event))
+
+    def _cut_off(self, event: ResetFlood) -> layer.CommandGenerator[None]:
+        """mitmproxy's protocol_error() + close_connection(), except that the GOAWAY names
+        the last stream processed (those parsed after it were dropped unseen) and the close
+        lingers: closing a socket with unread data in it makes the kernel send RST, and a
+        client that receives RST before reading the GOAWAY loses it."""
+        self.guard.rejected("h2_rapid_reset")
+        msg = f"HTTP/2 rapid reset: {event.resets} streams reset by the client"
+        yield commands.Log(f"{human.format_address(self.conn.peername)}: {msg}")
+        self.h2_conn.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, msg.encode(),
+                                      last_stream_id=event.last_stream_id)
+        yield commands.SendData(self.conn, self.h2_conn.data_to_send())
+        yield commands.CloseTcpConnection(self.conn, half_close=True)
+        for stream_id in self.streams:
+            yield ReceiveHttp(self.ReceiveProtocolError(stream_id, msg,
+                                                        self.ReceiveProtocolError.code))
+        self.streams.clear()
+        self._linger = commands.RequestWakeup(LINGER)
+        yield self._linger
+        self._handle_event = self._lingering  # type: ignore[method-assign]
+
+    def _lingering(self, event: events.Event) -> layer.CommandGenerator[None]:
+        """After the GOAWAY: what the client still sends is read and dropped until it closes
+        or LINGER seconds have passed (nginx's lingering close)."""
+        if isinstance(event, events.ConnectionClosed) or (
+                isinstance(event, events.Wakeup) and event.command is self._linger):
+            yield commands.CloseConnection(self.conn)
+            self._handle_event = self.done  # type: ignore[method-assign]
 
 
 def _status_of(data: bytes) -> int:

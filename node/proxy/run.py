@@ -100,6 +100,7 @@ class RunningNode:
                                header_timeout=settings.header_timeout,
                                stream_response_above=settings.stream_response_above,
                                require_tls=bool(settings.tls_cert),
+                               max_resets=settings.http2_max_resets,
                                on_reject=self._rejected)
         self.sync = None
         if settings.control_url:
@@ -214,7 +215,8 @@ class RunningNode:
     def reload(self, settings: NodeSettings, engine_config: EngineConfig) -> None:
         changed = [k for k in ("listen_host", "listen_port", "upstream", "admin_host",
                                "admin_port", "tls_cert", "tls_key", "state_dir", "control_url",
-                               "control_token", "node_name", "push_records", "log_format")
+                               "control_token", "node_name", "push_records", "log_format",
+                               "http2_max_resets")
                    if getattr(settings, k) != getattr(self.settings, k)]
         if changed:
             logger.warning("reload: %s change only on restart", ", ".join(changed))

@@ -32,6 +32,7 @@ class NodeSettings:
     tls_cert: str | None = None                # PEM certificate chain: terminate TLS with it
     tls_key: str | None = None                 # PEM key (may live in tls_cert's file)
     http2: bool = True
+    http2_max_resets: int = 1000               # client stream resets a connection may owe
     keep_host_header: bool = True              # the upstream sees the client's Host
     max_header_bytes: int = 32 * KiB           # request line + headers (HTTP/1)
     max_request_body: int = 8 * MiB            # larger requests get 413
@@ -199,7 +200,15 @@ def compile_node_settings(raw: Mapping | None, where: str | Section = "<config>"
         out["tls_cert"] = _readable(t, "cert", cert, base_dir)
         if t.has("key"):
             out["tls_key"] = _readable(t, "key", t.str("key"), base_dir)
-    for k in ("http2", "keep_host_header", "upstream_ssl_insecure"):
+    if isinstance(s.raw("http2"), Mapping):      # `http2: {enabled, max_resets}` or a bool
+        h = s.sub("http2")
+        h.only("enabled", "max_resets")
+        out["http2"] = h.bool("enabled", True)
+        out["http2_max_resets"] = h.int("max_resets", d.http2_max_resets, minimum=0,
+                                        maximum=1_000_000)
+    elif s.has("http2"):
+        out["http2"] = s.bool("http2", d.http2)
+    for k in ("keep_host_header", "upstream_ssl_insecure"):
         if s.has(k):
             out[k] = s.bool(k, getattr(d, k))
     if s.has("limits"):
