@@ -134,10 +134,19 @@ def app_ua(rng: random.Random, app: str, bundle: str, version: str) -> str:
 # -- actor helpers ---------------------------------------------------------------------------
 
 class ApiActor(Actor):
-    """An API world's actor: `hdr()` builds request headers once per distinct set."""
+    """An API world's actor. Its requests go out one after the other: `req` never goes back
+    in time (a preflight's delay pushes what follows), and `_last` is the latest intent, whose
+    rounded time is what the server saw (tokens derived from it)."""
 
-    def hdr(self, **extra: str) -> dict[str, str]:
-        return {**self.headers, **{k.replace("_", "-"): v for k, v in extra.items()}}
+    _t = -math.inf
+    _last: Intent
+
+    def req(self, t: float, *a: Any, **kw: Any) -> Intent:  # type: ignore[override]
+        if t < self._t:
+            t = self._t
+        self._t = t
+        self._last = super().req(t, *a, **kw)
+        return self._last
 
     @classmethod
     def spawn(cls, env: Env, fam: Family, n: int) -> list[Actor]:

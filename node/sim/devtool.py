@@ -4,8 +4,8 @@ Conventions (docs/worlds.md has the table):
 - Login `POST /api/session` (JSON or form): 401 `invalid_credentials` on failure; 200 with a
   `dt_session` cookie and a JWT on success; an account with two-factor gets 200
   `{"status":"otp_required","otp_token":...}` and finishes with `POST /api/session/otp`
-  (401 `invalid_otp` for a wrong TOTP code). 10 failures for one account in 15 minutes: 429
-  with Retry-After (no lockout, a throttle).
+  (401 `invalid_otp` for a wrong TOTP code; the previous 30-second code still counts).
+  10 failures for one account in 15 minutes: 429 with Retry-After (a throttle, no lockout).
 - Bearer: a JWT (10 minutes, renewed by `POST /api/session/refresh` with the cookie) or an
   API key `dtk_...` (as Bearer or `X-Api-Key`); 401 `{"message":"Bad credentials"}`.
 - Rate limit: 120 requests per credential per fixed minute; then 429 with Retry-After = the
@@ -317,7 +317,7 @@ class DevtoolModel(ApiModel):
             p = self.pending.get(str(d.get("otp_token")))
             if p is None or now > p[1]:
                 return 401, 58, "otp", 0.0
-            if d["code"] != totp(p[0], now):
+            if d["code"] not in (totp(p[0], now), totp(p[0], now - 30)):  # one step of drift
                 return 401, 58, "otp", 0.0
             del self.pending[str(d["otp_token"])]
             return 200, 980, "otp", 0.0

@@ -118,10 +118,6 @@ class WebDeveloper(ApiActor):
                      "Accept-Language": rng.choice(agents.LANGUAGES)}
         self.cors = CorsTab(self, ORIGIN, self.MAX_AGE)
 
-    def req(self, t: float, *a, **kw) -> Intent:  # type: ignore[override]
-        self._last = super().req(t, *a, **kw)
-        return self._last
-
     def set_jwt(self, t: float) -> None:
         self.issued = t
         self.token = jwt(self.n, self.sid, self._last.ts)
@@ -146,7 +142,7 @@ class WebDeveloper(ApiActor):
             tok = otp_token(self.n, self._last.ts)
             t += lognorm(rng, 9, 0.5, 3, 60)  # opens the authenticator
             yield from self.cors.send(t, "POST", "/api/session/otp", body=jbody(
-                {"otp_token": tok, "code": totp(self.n, round(t + 0.1, 3))}), headers=h)
+                {"otp_token": tok, "code": totp(self.n, round(t, 3))}), headers=h)
         self.sid = session_id(self.n, self._last.ts)
         self.set_jwt(t)
         return t
@@ -236,10 +232,18 @@ class WebUser(WebDeveloper):
 class DashboardTab(WebUser):
     """A team's status dashboard left open all hour in a background tab: one poll a minute."""
 
+    REMEMBERED_P = 1.0
+
+    @classmethod
+    def spawn(cls, env: Env, fam: Family, n: int) -> list[Actor]:
+        out = super().spawn(env, fam, n)
+        for a in out:  # open since before the window
+            a.start = env.start + env.rng(f"start/{a.id}").uniform(0, 60)
+        return out
+
     def run(self) -> Iterator[Intent]:
         self.setup()
-        self.REMEMBERED_P = 1.0
-        t = yield from self.login(self.env.start + self.rng.uniform(0, 60))
+        t = yield from self.login(self.start)
         while t < self.env.end:
             yield from self.call(t, "POST", GQL, body=_gql(self.rng, QUERIES[1], org=self.org))
             t += 60 + self.rng.uniform(0, 1)
@@ -348,10 +352,6 @@ class MobileDeveloper(WebDeveloper):
                         rng, MUTATIONS[0], i=f"I{p}-1", b="on it"),
                         headers={**self.headers, **JSON_CT})
             t += lognorm(rng, 1500, 0.6, 200, 3600)
-
-    def req(self, t: float, *a, **kw) -> Intent:  # type: ignore[override]
-        self._last = Actor.req(self, t, *a, **kw)
-        return self._last
 
 
 @family("dev_cgnat", HUMAN, 1, world=W)

@@ -168,10 +168,6 @@ class WebCustomer(ApiActor):
     def _last_ts(self) -> float:
         return self._last.ts
 
-    def req(self, t: float, *a, **kw) -> Intent:  # type: ignore[override]
-        self._last = super().req(t, *a, **kw)
-        return self._last
-
     def think(self) -> float:
         return lognorm(self.rng, 9.0, 1.0, 1.0, 400.0)
 
