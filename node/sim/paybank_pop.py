@@ -735,7 +735,8 @@ class DatacenterStuffing(PayBot):
     def run(self) -> Iterator[Intent]:
         rng = self.rng
         ips = pick(rng, HOSTING_V4, rng.randint(2, 5))
-        self.ua = app_ua(rng, APP, "com.paybank.app", "5.9.0") if self.idx % 2 else REQUESTS
+        self.ua = (f"{APP}/5.9.0 (Android 13; SM-A536B) okhttp/4.9.3" if self.idx % 2 == 0
+                   else REQUESTS)
         t = self.at(0.0, 0.6)
         mean = rng.uniform(0.4, 1.5)
         for _ in range(rng.randint(400, 1500)):
