@@ -326,3 +326,22 @@ def test_replay_json_ends_with_the_evaluation(tmp_path, capsys):
     for line in cap.out.splitlines()[:-1]:
         assert "bot_type" in json.loads(line)
     assert record_from_json(path.read_text().splitlines()[0]).host == dt.HOST
+
+
+def test_actors_schedule_forward(monkeypatch):
+    """An actor's own plan never goes back in time (beyond a preflight's delay, which `req`
+    absorbs): polls, refreshes and batches are interleaved, not appended out of order."""
+    from node.sim import apikit
+
+    late: Counter = Counter()
+    orig = apikit.ApiActor.req
+
+    def req(self, t, *a, **kw):
+        if t < self._t - 0.2:
+            late[self.family] += 1
+        return orig(self, t, *a, **kw)
+
+    monkeypatch.setattr(apikit.ApiActor, "req", req)
+    for w in API_WORLDS:
+        assert sum(1 for _ in simulate(_small(w, seed=9))) > 1000
+    assert not late

@@ -168,6 +168,14 @@ class WebUser(WebDeveloper):
     """A developer in the web app: boards and issues over GraphQL, lists over REST (page=),
     comments and moves, an export now and then; the tab polls and may stay open."""
 
+    def wait(self, t: float, dt: float) -> Iterator[Intent]:
+        """dt seconds later; meanwhile the foreground tab polls every 30 s."""
+        until = min(t + dt, self.env.end)
+        while self.next_poll < until:
+            yield from self.call(self.next_poll, "GET", "/v1/notifications")
+            self.next_poll += 30 + self.rng.uniform(-0.3, 0.3)
+        return t + dt
+
     def run(self) -> Iterator[Intent]:
         self.setup()
         rng, end = self.rng, self.env.end
@@ -177,13 +185,9 @@ class WebUser(WebDeveloper):
         for q in QUERIES[:2]:
             yield from self.call(t, "POST", GQL, body=_gql(rng, q, org=self.org))
             t += rng.uniform(0.02, 0.15)
-        poll = t + 30
+        self.next_poll = t + 30
         for _ in range(int(lognorm(rng, 10, 0.7, 2, 60))):
-            gap = lognorm(rng, 11, 1.0, 1, 500)
-            while poll < min(t + gap, end):
-                yield from self.call(poll, "GET", "/v1/notifications")
-                poll += 30 + rng.uniform(-0.3, 0.3)
-            t += gap
+            t = yield from self.wait(t, lognorm(rng, 11, 1.0, 1, 500))
             if t >= end:
                 return
             p = rng.choice(projects)
@@ -218,12 +222,10 @@ class WebUser(WebDeveloper):
                                                                    "format": "csv"}))
         eid = export_id(self.org, p, self._last.ts)
         ready = self._last.ts + export_seconds(p)
-        while True:
-            t += 2.0 + rng.uniform(0, 0.05)  # the page polls every 2 s
+        while t < ready and t < self.env.end:
+            t = yield from self.wait(t, 2.0 + rng.uniform(0, 0.05))  # the page polls every 2 s
             yield from self.call(t, "GET", f"/v1/exports/{eid}")
-            if t >= ready or t >= self.env.end:
-                break
-        t += rng.uniform(0.5, 2)
+        t = yield from self.wait(t, rng.uniform(0.5, 2))
         yield from self.call(t, "GET", f"/v1/exports/{eid}/download")
         return t
 
@@ -499,18 +501,17 @@ class BiConnector(Integration):
 
     def run(self) -> Iterator[Intent]:
         rng = self.rng
-        for off, org in sorted((rng.uniform(0, 3600), o) for o in rng.sample(range(1, N_ORGS),
-                                                                               60)):
-            for h in self.hours(off):
-                key = api_key(org, 2)
-                self.sid = key
-                self.headers = {"Authorization": "Bearer " + key}
-                t = h
-                total = 500 + number("events", org) % 40_000
-                for k in range(min(rng.randint(1, 6), total // 100 + 1)):
-                    yield self.req(t, "GET", "/v1/events", "per_page=100" + (
-                        f"&cursor={event_cursor(org, k * 100)}" if k else ""))
-                    t += rng.uniform(0.1, 0.3)
+        plan = [(rng.uniform(0, 3600), o) for o in rng.sample(range(1, N_ORGS), 60)]
+        for t, org in sorted((h, o) for off, o in plan for h in self.hours(off)):
+            t = max(t, self._t)  # one worker: a run waits for the one before
+            key = api_key(org, 2)
+            self.sid = key
+            self.headers = {"Authorization": "Bearer " + key}
+            total = 500 + number("events", org) % 40_000
+            for k in range(min(rng.randint(1, 6), total // 100 + 1)):
+                yield self.req(t, "GET", "/v1/events", "per_page=100" + (
+                    f"&cursor={event_cursor(org, k * 100)}" if k else ""))
+                t += rng.uniform(0.1, 0.3)
 
 
 @family("dev_zapier", HUMAN, 1, world=W, kind="integration")
