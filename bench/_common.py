@@ -5,23 +5,13 @@ from __future__ import annotations
 import os
 import resource
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from node.record import RequestRecord  # noqa: E402
+from node.sim.accesslog import combined_line  # noqa: E402
 
 CACHE = Path(os.environ.get("PALISADE_BENCH_DIR", "/tmp/palisade-bench"))
-
-
-def combined_line(r: RequestRecord) -> str:
-    """An nginx `combined` line with a trailing `$request_time`, as the node's users log."""
-    t = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(r.ts))
-    target = r.path + ("?" + r.query if r.query else "")
-    rt = (r.duration_ms or 0.0) / 1000.0
-    return (f'{r.ip} - - [{t}] "{r.method} {target} HTTP/1.1" {r.status} {r.resp_bytes} '
-            f'"{r.referer or "-"}" "{r.ua or "-"}" {rt:.3f}\n')
 
 
 def sim_log(min_records: int, seed: int = 11) -> Path:

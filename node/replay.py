@@ -151,8 +151,12 @@ def run(args) -> int:
     else:
         print_summary(res, out, top=args.top)
     if getattr(args, "truth", None):
-        from node.evaluate import evaluate_against, load_truth, print_evaluation
+        from node.evaluate import evaluate_against, evaluation_dict, load_truth, print_evaluation
 
         report = evaluate_against(res.decisions, load_truth(args.truth))
         print_evaluation(report, sys.stderr if args.json else out)
+        if args.json:  # the summary as the last line, beside the detections
+            import json
+
+            out.write(json.dumps({"evaluation": evaluation_dict(report)}) + "\n")
     return 0

@@ -56,6 +56,11 @@ class Env:
         return random.Random(f"{self.seed}/{key}")
 
 
+# What an actor is, beside its label: a person, a customer's program (label human, counted
+# apart so a report can say "customer integrations blocked"), or a bot.
+KINDS = ("person", "integration", "bot")
+
+
 @dataclass(frozen=True, slots=True)
 class Family:
     name: str
@@ -64,25 +69,44 @@ class Family:
     cls: type[Actor]
     human: bool
     doc: str
+    world: str = "shop"
+    kind: str = "person"
 
 
-REGISTRY: dict[str, Family] = {}
+# world → family name → family. Family names are unique across worlds, so actor ids are too
+# and the worlds can run in one scenario.
+REGISTRIES: dict[str, dict[str, Family]] = {"shop": {}}
+REGISTRY = REGISTRIES["shop"]  # the shop's families (the default world)
 
 
-def family(name: str, label: str, count: int) -> Callable[[type[Actor]], type[Actor]]:
-    """Class decorator: register an actor class as family `name` with ground-truth `label`
-    and `count` actors (or groups, see `Actor.spawn`) at scale 1."""
+def family(name: str, label: str, count: int, *, world: str = "shop", kind: str | None = None
+           ) -> Callable[[type[Actor]], type[Actor]]:
+    """Class decorator: register an actor class as family `name` of `world` with ground-truth
+    `label` and `count` actors (or groups, see `Actor.spawn`) at scale 1. `kind` defaults to
+    "person" for humans and "bot" for bots; a customer's program is "integration"."""
     if label not in LABELS:
         raise ValueError(f"unknown label {label!r}")
+    kind = kind or ("person" if label == HUMAN else "bot")
+    if kind not in KINDS or (kind == "bot") != (label != HUMAN):
+        raise ValueError(f"kind {kind!r} does not fit label {label!r}")
 
     def deco(cls: type[Actor]) -> type[Actor]:
-        if name in REGISTRY:
+        if any(name in reg for reg in REGISTRIES.values()):
             raise ValueError(f"family {name!r} registered twice")
         doc = (cls.__doc__ or "").strip().splitlines()
-        REGISTRY[name] = Family(name, label, count, cls, label == HUMAN, doc[0] if doc else "")
+        REGISTRIES.setdefault(world, {})[name] = Family(
+            name, label, count, cls, label == HUMAN, doc[0] if doc else "", world, kind)
         return cls
 
     return deco
+
+
+def family_of(name: str) -> Family | None:
+    for reg in REGISTRIES.values():
+        f = reg.get(name)
+        if f is not None:
+            return f
+    return None
 
 
 JSON_CT = {"Content-Type": "application/json"}

@@ -326,7 +326,7 @@ class CgnatUser(Human):
         return out
 
 
-@family("uptime_monitor", HUMAN, 1)
+@family("uptime_monitor", HUMAN, 1, kind="integration")
 class UptimeMonitor(Actor):
     """An uptime monitor: GET /api/health every 60 s, no cookie, from the monitoring service's
     published probe address (legitimate: its user agent's claim verifies)."""
@@ -347,7 +347,7 @@ class UptimeMonitor(Actor):
             t = self.start + k * self.PERIOD + self.rng.uniform(0, 0.03)  # scheduler jitter
 
 
-@family("partner", HUMAN, 1)
+@family("partner", HUMAN, 1, kind="integration")
 class Partner(Actor):
     """A partner's catalog sync: API library UA, logs in once, steady moderate rate
     (legitimate: an operator puts it on the exception list)."""
