@@ -190,3 +190,38 @@ def test_an_integration_is_never_ip_blocked_for_being_a_machine():
     eng = Engine()
     out = [d for r in recs for d in eng.process(r)]
     assert not [d for d in out if d.reaction in ("denylist", "graylist")]
+
+
+@fires("key_guessing")
+def test_key_guessing_fires_on_fast_refusals_outside_the_login():
+    recs = [rec(i, "/v1/projects", ts=T0 + i * 0.3, ip="45.32.213.147", ua="curl/7.81.0",
+                status=401, host=HOST) for i in range(1, 80)]
+    eng = run(recs)
+    f = finding(eng, "key_guessing", "45.32.213.147")
+    assert fired(f) and f.value > 60
+
+
+@quiet("key_guessing")
+def test_key_guessing_quiet_on_an_expired_key_and_a_slow_monitor():
+    # An integration whose key expired: a few 401s, then it renews and goes on.
+    recs = [rec(i, "/v1/projects", ts=T0 + i, ip="192.0.2.70", ua=PY, status=401, host=HOST)
+            for i in range(1, 4)]
+    recs += [rec(i, "/v1/projects", ts=T0 + i, ip="192.0.2.70", ua=PY, session="key-new",
+                 host=HOST) for i in range(4, 60)]
+    # A monitor checking a protected URL once a minute for an hour.
+    recs += [rec(100 + i, "/v1/me", ts=T0 + 60 * i, ip="192.0.2.71", ua="Pingdom.com_bot",
+                 status=401, host=HOST) for i in range(60)]
+    recs.sort(key=lambda r: r.ts)
+    eng = run(recs)
+    for ip in ("192.0.2.70", "192.0.2.71"):
+        assert not fired(finding(eng, "key_guessing", ip)), ip
+    eng2 = Engine()
+    assert not [d for r in recs for d in eng2.process(r)]
+
+
+@pytest.mark.parametrize("name", ["card_testing"])
+def test_card_checks_in_volume_are_card_testing_even_when_declines_answer_200(name):
+    recs = [post(i, "/v1/billing/payment-methods", 200, ts=T0 + 3 * i, session="s-1")
+            for i in range(1, 40)]
+    eng = run(recs)
+    assert fired(finding(eng, name, "198.51.100.7"))
