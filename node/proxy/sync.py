@@ -475,7 +475,10 @@ class NodeSync:
         if self.client is None or self.tail is None:
             return
         try:
-            event_id = self.client.enqueue("detection", detection_event(d), urgent=True)
+            event = detection_event(d)
+            if not self.settings.push_records:
+                event["evidence_pushed"] = False
+            event_id = self.client.enqueue("detection", event, urgent=True)
             lst = {"denylist": "deny", "graylist": "gray"}.get(d.reaction)
             if lst:
                 for target in d.ips or (d.ip,):
