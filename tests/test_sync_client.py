@@ -197,6 +197,39 @@ async def test_lost_ack_and_restart_resend_without_duplicates(control, tmp_path)
     assert client.counters["duplicates"] == 1
 
 
+async def test_detections_and_list_changes_go_ahead_of_a_record_backlog(control, tmp_path):
+    client = client_for(control.url, tmp_path / "spool", batch_size=50)
+    await control.stop()   # a backlog builds up
+    await client.start()
+    try:
+        for i in range(1000):
+            client.enqueue("record", rec(i))
+        await client.flush()
+        client.enqueue("detection", {
+            "ts": 1_763_900_000.0, "ip": "203.0.113.7", "app": "shop", "bot_type": "scraping",
+            "confidence": 0.9, "reaction": "denylist", "evidence": ["r1", "r999"]},
+            event_id="det-1", urgent=True)
+        client.enqueue("list_change", {"op": "add", "list": "deny", "cidr": "203.0.113.7",
+                                       "reason": "scraping", "attack": "det-1"}, urgent=True)
+        await client.flush()
+        assert client.spools["records"].pending_batches == 20
+        await control.start()
+
+        async def drained():
+            return client.pending_batches == 0
+        await until(drained, client=client)
+    finally:
+        await client.stop()
+    async with control.storage._read() as c:
+        order = [r["items"] for r in await c.fetch(
+            "SELECT items FROM received_batches ORDER BY rowid")]
+        marked = await c.fetchval("SELECT COUNT(*) FROM requests WHERE attack = 'scraping'")
+        linked = await c.fetchval("SELECT COUNT(*) FROM ip_list_entries WHERE attack_id "
+                                  "IS NOT NULL")
+    assert order == [2] + [50] * 20   # the critical batch first, then the records
+    assert marked == 2 and linked == 1   # its evidence marked though stored after it
+
+
 def _post_json(url: str, body: dict) -> dict:
     import urllib.request
 
