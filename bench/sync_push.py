@@ -9,9 +9,10 @@ other `push_records: false` (detections, list changes and session summaries only
 loads them alternately, interleaved over the rounds (who goes first alternates), each request
 from a new client address (trusted X-Forwarded-For) as in `bench/proxy.py`. Both nodes are
 pinned to one CPU; nginx, wrk and the control plane to the other, so the control plane's
-ingest is not charged to the node. Prints requests/s, p99 and CPU per request of each, the
-ratio on / off (target >= 0.80), and how many records the control plane stored and the node
-shed.
+ingest is not charged to the node (`--shared-cpu` puts the control plane on the nodes' CPU:
+one small host running both, where its ingest competes with the proxy). Prints requests/s,
+p99 and CPU per request of each, the ratio on / off (target >= 0.80), the control plane's CPU
+per request, and how many records the control plane stored and the node shed.
 
 Then the timing figures the sync tests used to assert: enqueue cost on the request path
 while the control plane hangs, and request p99 through a node before / while the control
@@ -128,6 +129,8 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--outage", type=float, default=10.0,
                     help="seconds the control plane is SIGSTOPed for the p99 figure (0: skip)")
+    ap.add_argument("--shared-cpu", action="store_true",
+                    help="pin the control plane to the nodes' CPU (a one-host deployment)")
     ap.add_argument("--profile", metavar="FILE",
                     help="record each node with py-spy during its first round (FILE and "
                          "FILE-off; .svg flame graph, .json speedscope, .txt collapsed stacks)")
@@ -162,8 +165,12 @@ def main() -> None:
         procs.append(control)
         wait_listening(ctl_port, control, "palisade control")
         if load_cpus:
-            for pid in [nginx.pid, *_children(nginx.pid), control.pid]:
+            for pid in [nginx.pid, *_children(nginx.pid)]:
                 pin(pid, load_cpus)
+            # --shared-cpu: the control plane competes with the nodes (one small host)
+            pin(control.pid, proxy_cpus if args.shared_cpu else load_cpus)
+        ctl = Target("control plane", ctl_port, control)
+        ctl_cpu = {"records on": 0.0, "records off": 0.0}
 
         env = {**os.environ, "PYTHONOPTIMIZE": "1"}
         targets: list[Target] = []
@@ -201,9 +208,10 @@ def main() -> None:
                     if t is targets[1]:
                         out = out.with_stem(out.stem + "-off")
                     prof = _py_spy(t.proc.pid, args.seconds, str(out))
-                cpu0 = t.cpu_seconds()
+                cpu0, ctl0 = t.cpu_seconds(), ctl.cpu_seconds()
                 r = wrk(t.port, args.seconds, args.connections, script, base, load_cpus)
                 r.cpu_ms = (t.cpu_seconds() - cpu0) * 1000 / max(r.requests, 1)
+                ctl_cpu[t.name] += ctl.cpu_seconds() - ctl0
                 if prof is not None:
                     prof.wait()
                 base += r.requests + 1000
@@ -219,8 +227,12 @@ def main() -> None:
               f"req/s ({off.median('cpu_ms'):.2f} ms CPU/req)")
         print(f"  ratio on / off: {ratio:.2f} requests/s, {cratio:.2f} CPU per request; "
               f"target >= 0.80: {'met' if ratio >= 0.80 else 'NOT met'}")
+        on_n, off_n = (sum(r.requests for r in t.runs) for t in targets)
+        print(f"  control plane CPU while loaded: {ctl_cpu['records on'] * 1e3 / on_n:.2f} ms "
+              f"per request with records pushed, {ctl_cpu['records off'] * 1e3 / off_n:.2f} ms "
+              f"without")
         time.sleep(3)   # the last batches reach the control plane
-        sent = sum(r.requests for r in on.runs)
+        sent = on_n
         shed = _metric(admins["records on"], "palisade_sync_records_shed_total")
         print(f"  records stored by the control plane from the pushing node: "
               f"{stored_records(db, 'records-on'):,} (of {sent:,} measured requests plus "
