@@ -451,7 +451,7 @@ def _py_spy(pid: int, seconds: float, out: str) -> subprocess.Popen:
     exe = shutil.which("py-spy")
     if exe is None:
         raise SystemExit("--profile needs py-spy (pip install py-spy)")
-    fmt = "speedscope" if out.endswith(".json") else "flamegraph"
+    fmt = {".json": "speedscope", ".txt": "raw"}.get(Path(out).suffix, "flamegraph")
     return subprocess.Popen([exe, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200",
                              "-f", fmt, "-o", out, "--nonblocking"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -283,20 +283,22 @@ class Node(Proc):
         return None if row is None else {"source": row[0], "who": row[1], "expires": row[2]}
 
     def spooled_record_ids(self) -> set[str]:
-        """Request ids of records in the spool not yet acknowledged (read after a kill)."""
-        spool = self.state / "spool"
-        acks = set()
-        if (spool / "acks.log").exists():
-            acks = set((spool / "acks.log").read_text("utf-8").split())
+        """Request ids of records in the spools not yet acknowledged (read after a kill)."""
         out: set[str] = set()
-        for seg in sorted(spool.glob("seg-*.log")):
-            for line in seg.read_bytes().splitlines(keepends=True):
-                if not line.endswith(b"\n"):
-                    break   # torn tail
-                batch = json.loads(line)
-                if batch["batch_id"] in acks:
-                    continue
-                out.update(i["data"]["id"] for i in batch["items"] if i["kind"] == "record")
+        root = self.state / "spool"
+        for spool in (root, *(d for d in root.iterdir() if d.is_dir())):
+            acks = set()
+            if (spool / "acks.log").exists():
+                acks = set((spool / "acks.log").read_text("utf-8").split())
+            for seg in sorted(spool.glob("seg-*.log")):
+                for line in seg.read_bytes().splitlines(keepends=True):
+                    if not line.endswith(b"\n"):
+                        break   # torn tail
+                    batch = json.loads(line)
+                    if batch["batch_id"] in acks:
+                        continue
+                    out.update(i["data"]["id"] for i in batch["items"]
+                               if i["kind"] == "record")
         return out
 
 

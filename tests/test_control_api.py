@@ -457,6 +457,32 @@ async def test_sessions_filter_matches_every_bot_type_of_a_session(client):
     assert found["items"][0]["attack_type"] == "account_takeover"   # not cleared by the FP
 
 
+async def test_evidence_stored_after_its_detection_is_marked(client, storage):
+    # Nodes send detections ahead of request records: the evidence arrives later.
+    await push(client, [record(T0, rid="e1"),
+                        detection(T0 + 3, session="s-1", evidence=["e1", "e2", "e3"])])
+    await push(client, [record(T0 + 1, rid="e2", path="/api/products/9"),
+                        record(T0 + 2, rid="e3", path="/api/products/9"),
+                        record(T0 + 2, rid="other")])
+    async with storage._read() as c:
+        marked = {r["request_id"]: r["attack"] for r in await c.fetch(
+            "SELECT request_id, attack FROM requests")}
+        targets = {r["endpoint"]: r["hits"] for r in await c.fetch(
+            "SELECT endpoint, hits FROM daily_targets")}
+        pending = await c.fetchval("SELECT COUNT(*) FROM pending_evidence")
+    assert marked == {"e1": "scraping", "e2": "scraping", "e3": "scraping", "other": None}
+    assert targets == {"/api/products/1": 1, "/api/products/9": 2}
+    assert pending == 0
+    # A node that pushes no records says so: its evidence is not kept waiting.
+    no_records = detection(T0 + 4, evidence=["never-1", "never-2"])
+    no_records["data"]["evidence_pushed"] = False
+    await push(client, [no_records, detection(T0 + 5, evidence=["later-1"])])
+    async with storage._read() as c:
+        waiting = [r["request_id"] for r in await c.fetch(
+            "SELECT request_id FROM pending_evidence")]
+    assert waiting == ["later-1"]
+
+
 @pytest.mark.parametrize(("value", "expected"), [
     ("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"),
     ("\tx", "'\tx"), ("\rx", "'\rx"), ("/api", "/api"), ("", ""), (12.5, 12.5), (None, None)])

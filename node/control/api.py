@@ -418,7 +418,7 @@ PUSH_BODY = S.obj(
     ("node", "batch_id", "items"),
     node=S.string(64, minLength=1), batch_id=S.string(64, minLength=8),
     version=S.string(32), sent_at=S.TS, lag_seconds={"type": "number", "minimum": 0},
-    list_version=S.COUNT, spooled=S.COUNT, dropped=S.COUNT,
+    list_version=S.COUNT, spooled=S.COUNT, dropped=S.COUNT, records_shed=S.COUNT,
     items={"type": "array", "maxItems": MAX_PUSH_ITEMS, "items": S.obj(
         ("kind", "id", "data"),
         kind={"type": "string", "enum": ["record", "detection", "list_change", "session"]},
@@ -439,7 +439,9 @@ DETECTION = S.obj(
     evidence={"type": "array", "maxItems": 1000,
               "items": {"type": ["string", "integer"], "maxLength": 128}},
     ttd_requests=S.nullable(S.COUNT), ttd_seconds=S.nullable({"type": "number", "minimum": 0}),
-    features={"type": "object", "maxProperties": 32, "additionalProperties": S.NUMBER})
+    features={"type": "object", "maxProperties": 32, "additionalProperties": S.NUMBER},
+    # false: the node does not push request records, so the evidence never arrives
+    evidence_pushed={"type": "boolean"})
 # Nodes may add keys in later versions: unknown ones are ignored, not refused.
 DETECTION["additionalProperties"] = True
 
@@ -497,7 +499,8 @@ def normalize_item(kind: str, event_id: str, data: dict[str, Any], now: float
                                "normal": d.get("normal")} for d in data.get("detectors", [])],
                 "evidence": [str(e) for e in data.get("evidence", [])],
                 "ttd_requests": data.get("ttd_requests"), "ttd_seconds": data.get("ttd_seconds"),
-                "features": data.get("features") or {}}
+                "features": data.get("features") or {},
+                "evidence_pushed": data.get("evidence_pushed") is not False}
     if kind == "list_change":
         S.validate(LIST_CHANGE, data, "data")
         try:
@@ -543,7 +546,7 @@ async def sync_push(request: web.Request) -> web.Response:
         body["node"], now, version=body.get("version"), addr=request.remote,
         last_push=now, lag_seconds=body.get("lag_seconds"),
         list_version=body.get("list_version"), spooled=body.get("spooled"),
-        dropped=body.get("dropped"))
+        dropped=body.get("dropped"), records_shed=body.get("records_shed"))
     return _json({"batch_id": body["batch_id"], "duplicate": result.duplicate,
                   "stored": result.stored, "rejected": len(body["items"]) - len(items),
                   "errors": errors})

@@ -1,6 +1,8 @@
 """The node's side of control-plane sync: what goes up, what comes down.
 
-Up (pushed through `node.sync.SyncClient`: in-memory queue → fsync'ed spool → batches):
+Up (pushed through `node.sync.SyncClient`: in-memory queues → disk spools → batches, in
+three priority classes — detections and list changes first and never shed for the others,
+then session summaries, then request records, shed first and counted under pressure):
   * detections — every Decision, with detectors, evidence and heatmap features;
   * list changes made on this node — tailed from the local IP-list history, so reactions
     of the engine and `palisade ip-list` changes by an operator go up the same way; rows
@@ -475,7 +477,10 @@ class NodeSync:
         if self.client is None or self.tail is None:
             return
         try:
-            event_id = self.client.enqueue("detection", detection_event(d), urgent=True)
+            event = detection_event(d)
+            if not self.settings.push_records:
+                event["evidence_pushed"] = False
+            event_id = self.client.enqueue("detection", event, urgent=True)
             lst = {"denylist": "deny", "graylist": "gray"}.get(d.reaction)
             if lst:
                 for target in d.ips or (d.ip,):

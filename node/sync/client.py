@@ -7,12 +7,24 @@
     ...
     await client.stop()
 
-`enqueue` only appends to an in-memory queue. A flusher task moves the queue to the disk spool
-in batches (one fsync per batch, on an I/O thread); a sender task delivers spooled batches in
-order and drops them from the spool once acknowledged; a puller task long-polls the IP-list
-changes and hands them to `on_list_change`. Every network call has a timeout, so a control
-plane that is down or hung (SIGSTOP) only delays delivery: retries back off with jitter, and
-batch ids make a retried batch count once.
+`enqueue` only appends to an in-memory queue. Events travel in three priority classes
+(`LANES`), each with its own queue and disk spool, so a flood of one never pushes out another:
+
+  critical  detections and list changes: fsync'ed per batch on an I/O thread, sent first,
+            never shed to make room for anything else;
+  sessions  session summaries (cumulative: a lost one is repaired by the next);
+  records   request records: sent last and shed first — the oldest spooled records go when
+            the records spool is full, the oldest queued ones when its queue is. Every shed
+            record is counted (`palisade_sync_records_shed_total`, `stats()`, the push head).
+
+A flusher task moves the queues to the spools in batches: the critical class on the I/O
+thread (one fsync per batch), the others encoded with orjson and appended on the event loop
+(a 500-record batch is ~0.5 ms; a thread hop per batch cost the proxy more in GIL hand-offs
+than the work itself) and fsync'ed every `fsync_interval` on another thread. A sender task
+delivers spooled batches, critical first, and drops them from their spool once acknowledged;
+a puller task long-polls the IP-list changes and hands them to `on_list_change`. Every
+network call has a timeout, so a control plane that is down or hung (SIGSTOP) only delays
+delivery: retries back off with jitter, and batch ids make a retried batch count once.
 
 on_list_change receives a list of changes, each {"op": "add"|"remove"|"clear", "list",
 "cidr", "reason", "source", "created", "expires", "who", "version", "origin", "attack_id"};
@@ -25,12 +37,13 @@ moves past those changes.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import inspect
 import itertools
 import json
 import logging
-import math
+import os
 import random
 import secrets
 import socket
@@ -43,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 
 from node import __version__
 from node.sync.spool import Spool
@@ -50,6 +64,10 @@ from node.sync.spool import Spool
 log = logging.getLogger("palisade.sync")
 
 KINDS = ("record", "detection", "list_change", "session")
+LANES = ("critical", "sessions", "records")      # priority order: sent first to last
+LANE_OF = {"detection": "critical", "list_change": "critical", "session": "sessions",
+           "record": "records"}
+MiB = 1024 * 1024
 
 
 class Backoff:
@@ -71,29 +89,17 @@ class Backoff:
 def _default(o: Any) -> Any:
     if hasattr(o, "item"):  # numpy scalars from the engine
         return o.item()
-    if isinstance(o, set | frozenset | tuple):
+    if isinstance(o, set | frozenset):
         return list(o)
     return str(o)
 
 
-def _finite(o: Any) -> Any:
-    """Non-finite floats → None (the control plane accepts strict JSON only)."""
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {k: _finite(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_finite(v) for v in o]
-    return o
+_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
 def encode_batch(batch: dict[str, Any]) -> bytes:
-    try:
-        text = json.dumps(batch, separators=(",", ":"), default=_default, allow_nan=False)
-    except ValueError:
-        text = json.dumps(_finite(json.loads(json.dumps(batch, default=_default))),
-                          separators=(",", ":"), allow_nan=False)
-    return text.encode()
+    """Strict JSON (non-finite floats become null: the control plane refuses NaN)."""
+    return orjson.dumps(batch, default=_default, option=_OPTS)
 
 
 _ITEMS = b',"items":'
@@ -110,7 +116,7 @@ def push_body(head: dict[str, Any], line: bytes) -> bytes:
     at = line.find(_ITEMS)
     if line.startswith(b'{"batch_id":') and at > 0 and line.endswith(b"]}"):
         return encode_batch(head)[:-1] + line[at:]
-    return encode_batch({**head, "items": json.loads(line)["items"]})
+    return encode_batch({**head, "items": orjson.loads(line)["items"]})
 
 
 def batch_created(line: bytes) -> float | None:
@@ -125,12 +131,26 @@ def batch_created(line: bytes) -> float | None:
         return None
 
 
+class _Lane:
+    """One priority class: its in-memory queue and its spool."""
+
+    __slots__ = ("name", "queue", "spool", "on_thread")
+
+    def __init__(self, name: str, spool: Spool, on_thread: bool) -> None:
+        self.name = name
+        self.queue: deque[dict[str, Any]] = deque()
+        self.spool = spool
+        self.on_thread = on_thread   # spool calls on the I/O thread (durable), else the loop
+
+
 class SyncClient:
     def __init__(self, base_url: str, token: str, spool_dir: str | Path, *,
                  on_list_change: Callable[[list[dict[str, Any]]], Awaitable[None] | None],
                  node_name: str | None = None,
                  batch_size: int = 500, flush_interval: float = 0.5,
-                 max_queue: int = 20_000, spool_max_bytes: int = 128 * 1024 * 1024,
+                 max_queue: int = 20_000, spool_max_bytes: int = 128 * MiB,
+                 critical_max_bytes: int = 64 * MiB, sessions_max_bytes: int = 32 * MiB,
+                 fsync_interval: float = 2.0,
                  push_timeout: float = 10.0, connect_timeout: float = 3.0,
                  pull_wait: float = 25.0, retry_base: float = 0.5, retry_cap: float = 30.0,
                  registry: Any = None) -> None:
@@ -140,72 +160,112 @@ class SyncClient:
         self._on_list_change = on_list_change
         self.batch_size = batch_size
         self.flush_interval = flush_interval
+        self.fsync_interval = fsync_interval
         self.max_queue = max_queue
         self.push_timeout = push_timeout
         self.connect_timeout = connect_timeout
         self.pull_wait = pull_wait
         self.retry = (retry_base, retry_cap)
-        self.spool = Spool(spool_dir, max_bytes=spool_max_bytes)
-        self._queue: deque[dict[str, Any]] = deque()
+        root = Path(spool_dir)
+        # The critical spool keeps the spool directory's root (and reads a spool written by
+        # an earlier version there); the others live beside it, each bounded on its own.
+        self.lanes = {
+            "critical": _Lane("critical", Spool(root, max_bytes=critical_max_bytes), True),
+            "sessions": _Lane("sessions", Spool(root / "sessions", max_bytes=sessions_max_bytes,
+                                                durable=False), False),
+            "records": _Lane("records", Spool(root / "records", max_bytes=spool_max_bytes,
+                                              durable=False), False)}
+        self.spools = {name: lane.spool for name, lane in self.lanes.items()}
         # event ids: a random per-run prefix and a counter (uuid4() costs ~10 µs a record)
         self._id_prefix = secrets.token_hex(8)
         self._ids = itertools.count()
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="palisade-spool")
+        self._fsync_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="palisade-fsync")
+        self._fsyncing: concurrent.futures.Future[None] | None = None
+        self._last_fsync = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         self._flush_now = asyncio.Event()
         self._spooled = asyncio.Event()
         self.list_version = 0
-        self.counters = {"queue_full": 0, "rejected": 0, "batches_sent": 0,
-                         "duplicates": 0, "push_errors": 0, "pull_errors": 0}
-        self._metrics = _Metrics(registry, self._queue) if registry is not None else None
+        self.counters = {"queue_full": 0, "records_queue_full": 0, "rejected": 0,
+                         "batches_sent": 0, "duplicates": 0, "push_errors": 0,
+                         "pull_errors": 0}
+        self._metrics = _Metrics(registry, self) if registry is not None else None
 
     # -- the hot path ---------------------------------------------------------------------------
     def enqueue(self, kind: str, payload: Any, *, event_id: str | None = None,
                 urgent: bool = False) -> str:
         """Queue one event for the control plane. O(1), no I/O; call from the event loop's
-        thread. payload: a dict (not changed afterwards: it is encoded on the I/O thread),
-        or an object with `to_json()` (a RequestRecord). `event_id` (default: a random one)
-        lets a caller link events or make a re-sent event count once; `urgent` spools and
-        sends at once instead of within `flush_interval`. Returns the event id."""
-        if kind not in KINDS:
+        thread. payload: a dict (not changed afterwards: a detection is encoded on the I/O
+        thread), or an object with `to_json()` (a RequestRecord). `event_id` (default: a
+        random one) lets a caller link events or make a re-sent event count once; `urgent`
+        spools and sends at once instead of within `flush_interval`. Returns the event id."""
+        lane = LANE_OF.get(kind)
+        if lane is None:
             raise ValueError(f"unknown sync event kind {kind!r}")
         if hasattr(payload, "to_json"):
             payload = json.loads(payload.to_json())
-        if len(self._queue) >= self.max_queue:
-            self._queue.popleft()  # the oldest goes: recent events matter more
-            self._count("queue_full")
+        queue = self.lanes[lane].queue
+        if len(queue) >= self.max_queue:
+            # The oldest of its own class goes: recent events matter more, and a flood of
+            # records never pushes out a detection.
+            queue.popleft()
+            self._count("records_queue_full" if lane == "records" else "queue_full")
         event_id = event_id or f"{self._id_prefix}{next(self._ids):x}"
-        self._queue.append({"kind": kind, "id": event_id, "data": payload})
-        if urgent or len(self._queue) >= self.batch_size:
+        queue.append({"kind": kind, "id": event_id, "data": payload})
+        if urgent or len(queue) >= self.batch_size:
             self._flush_now.set()
         return event_id
 
     async def flush(self) -> None:
-        """Spool everything queued so far (durable once this returns)."""
+        """Spool everything queued so far (written once this returns; fsync'ed too for
+        detections and list changes)."""
         await self._spool_queue()
 
-    def stats(self) -> dict[str, Any]:
-        return {**self.counters, "queued": len(self._queue), "node": self.node_name,
-                "spooled_batches": self.spool.pending_batches,
-                "spool_bytes": self.spool.size_bytes,
-                "spool_dropped": self.spool.dropped_events, "list_version": self.list_version}
+    @property
+    def pending_batches(self) -> int:
+        return sum(s.pending_batches for s in self.spools.values())
+
+    @property
+    def queued(self) -> int:
+        return sum(len(lane.queue) for lane in self.lanes.values())
+
+    @property
+    def records_shed(self) -> int:
+        """Request records that will never reach the control plane: shed, by design."""
+        return self.counters["records_queue_full"] + self.spools["records"].shed_records
 
     @property
     def dropped(self) -> int:
+        """Other events that will never reach the control plane."""
         return self.counters["queue_full"] + self.counters["rejected"] + \
-            self.spool.dropped_events
+            sum(s.dropped_events + (s.shed_records if name != "records" else 0)
+                for name, s in self.spools.items())
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.counters, "queued": self.queued, "node": self.node_name,
+                "spooled_batches": self.pending_batches,
+                "spooled_batches_by_class": {n: s.pending_batches
+                                             for n, s in self.spools.items()},
+                "spool_bytes": sum(s.size_bytes for s in self.spools.values()),
+                "spool_dropped": sum(s.dropped_events for s in self.spools.values()),
+                "records_shed": self.records_shed, "dropped": self.dropped,
+                "list_version": self.list_version}
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
-        await self._run_io(self.spool.open)
-        self.list_version = await self._run_io(self.spool.load_cursor)
+        critical = self.spools["critical"]
+        await self._run_io(critical.open)
+        for name in ("sessions", "records"):
+            self.spools[name].open()
+        self.list_version = await self._run_io(critical.load_cursor)
         self._session = aiohttp.ClientSession(headers=self._headers)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._flusher(), name="sync-flush"),
                        loop.create_task(self._sender(), name="sync-send"),
                        loop.create_task(self._puller(), name="sync-pull")]
-        if self.spool.pending_batches:
+        if self.pending_batches:
             self._spooled.set()
 
     async def stop(self, drain_timeout: float = 2.0) -> None:
@@ -221,7 +281,7 @@ class SyncClient:
         await self._spool_queue()
         if sender is not None:
             deadline = time.monotonic() + drain_timeout
-            while self.spool.pending_batches and time.monotonic() < deadline \
+            while self.pending_batches and time.monotonic() < deadline \
                     and not sender.done():
                 await asyncio.sleep(0.05)
             sender.cancel()
@@ -231,48 +291,77 @@ class SyncClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
-        await self._run_io(self.spool.close)
+        if self._fsyncing is not None:
+            await asyncio.wrap_future(self._fsyncing)
+        for name in ("sessions", "records"):
+            await self._run_io(self.spools[name].close)   # fsyncs what is left
+        await self._run_io(self.spools["critical"].close)
         self._io.shutdown(wait=True)
+        self._fsync_io.shutdown(wait=True)
 
     async def _run_io(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
 
-    # -- flusher: memory → spool ----------------------------------------------------------------
+    # -- flusher: memory → spools ---------------------------------------------------------------
     async def _flusher(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush_now.wait(), self.flush_interval)
             self._flush_now.clear()
             await self._spool_queue()
+            self._fsync_soon()
 
     async def _spool_queue(self) -> None:
-        while self._queue:
-            items = [self._queue.popleft()
-                     for _ in range(min(self.batch_size, len(self._queue)))]
-            batch = {"batch_id": uuid.uuid4().hex, "created": time.time(), "items": items}
-            try:
-                # encoded on the I/O thread too: a 500-record batch is milliseconds of CPU
-                await self._run_io(self._append, batch)
-            except OSError as e:
-                # Disk full or gone: keep the events in memory (bounded) and try again later.
-                log.warning("sync spool: cannot write (%s); keeping %d events in memory",
-                            e, len(items))
-                self._queue.extendleft(reversed(items))
-                while len(self._queue) > self.max_queue:
-                    self._queue.popleft()
-                    self._count("queue_full")
-                return
-            self._spooled.set()
-            self._gauge()
+        for lane in self.lanes.values():
+            while lane.queue:
+                q = lane.queue
+                items = [q.popleft() for _ in range(min(self.batch_size, len(q)))]
+                batch = {"batch_id": uuid.uuid4().hex, "created": time.time(), "items": items}
+                try:
+                    if lane.on_thread:
+                        await self._run_io(self._append, lane.spool, batch)
+                    else:
+                        self._append(lane.spool, batch)
+                except OSError as e:
+                    # Disk full or gone: keep the events in memory (bounded), try again later.
+                    log.warning("sync spool: cannot write (%s); keeping %d events in memory",
+                                e, len(items))
+                    q.extendleft(reversed(items))
+                    while len(q) > self.max_queue:
+                        q.popleft()
+                        self._count("records_queue_full" if lane.name == "records"
+                                    else "queue_full")
+                    break
+                self._spooled.set()
+        self._gauge()
 
-    def _append(self, batch: dict[str, Any]) -> None:
-        self.spool.append(batch, encode_batch(batch))
+    @staticmethod
+    def _append(spool: Spool, batch: dict[str, Any]) -> None:
+        spool.append(batch, encode_batch(batch))
 
-    # -- sender: spool → control plane ----------------------------------------------------------
+    def _fsync_soon(self) -> None:
+        """fsync the spools that are not durable per batch, every `fsync_interval`, on their
+        own thread (a slow disk must not hold up the critical class's writes)."""
+        now = time.monotonic()
+        if now - self._last_fsync < self.fsync_interval or \
+                (self._fsyncing is not None and not self._fsyncing.done()):
+            return
+        self._last_fsync = now
+        fds = [fd for name in ("sessions", "records") for fd in self.spools[name].unsynced_fds()]
+        if fds:
+            self._fsyncing = self._fsync_io.submit(_fsync_all, fds)
+
+    # -- sender: spools → control plane ---------------------------------------------------------
     async def _sender(self) -> None:
         backoff = Backoff(*self.retry)
         while True:
-            head = await self._run_io(self.spool.peek)
+            head = None
+            for lane in self.lanes.values():   # critical first, records last
+                if lane.spool.pending_batches:
+                    head = await self._run_io(lane.spool.peek) if lane.on_thread \
+                        else lane.spool.peek()
+                    if head is not None:
+                        break
             if head is None:
                 self._spooled.clear()
                 with contextlib.suppress(TimeoutError):
@@ -286,7 +375,10 @@ class SyncClient:
             backoff.reset()
             if outcome == "rejected":
                 self._count("rejected", events)
-            await self._run_io(self.spool.ack, batch_id)
+            if lane.on_thread:
+                await self._run_io(lane.spool.ack, batch_id)
+            else:
+                lane.spool.ack(batch_id)
             self._gauge()
 
     async def _push(self, batch_id: str, line: bytes) -> str:
@@ -296,8 +388,8 @@ class SyncClient:
         created = batch_created(line)
         head = {"node": self.node_name, "batch_id": batch_id, "version": __version__,
                 "sent_at": now, "lag_seconds": max(0.0, now - (created or now)),
-                "list_version": self.list_version, "spooled": self.spool.pending_batches,
-                "dropped": self.dropped}
+                "list_version": self.list_version, "spooled": self.pending_batches,
+                "dropped": self.dropped, "records_shed": self.records_shed}
         timeout = aiohttp.ClientTimeout(total=self.push_timeout, connect=self.connect_timeout)
         try:
             data = push_body(head, line)
@@ -359,7 +451,7 @@ class SyncClient:
             version = int(data.get("version", self.list_version))
             if version != self.list_version:
                 self.list_version = version
-                await self._run_io(self.spool.save_cursor, version)
+                await self._run_io(self.spools["critical"].save_cursor, version)
                 if self._metrics:
                     self._metrics.list_version.set(version)
 
@@ -371,28 +463,50 @@ class SyncClient:
             return
         if name in ("queue_full", "rejected"):
             m.dropped.labels(reason=name).inc(n)
+        elif name == "records_queue_full":
+            m.shed.labels(reason="queue_full").inc(n)
         elif name == "batches_sent":
             m.sent.inc(n)
         elif name in ("push_errors", "pull_errors"):
             m.errors.labels(op=name.split("_")[0]).inc(n)
 
     def _gauge(self) -> None:
-        if self._metrics:
-            self._metrics.spooled.set(self.spool.pending_batches)
-            self._metrics.spool_bytes.set(self.spool.size_bytes)
-            dropped = self.spool.dropped_events - self._metrics.spool_dropped_seen
-            if dropped > 0:
-                self._metrics.dropped.labels(reason="spool_full").inc(dropped)
-                self._metrics.spool_dropped_seen = self.spool.dropped_events
+        m = self._metrics
+        if m is None:
+            return
+        m.spooled.set(self.pending_batches)
+        m.spool_bytes.set(sum(s.size_bytes for s in self.spools.values()))
+        records = self.spools["records"]
+        lost = sum(s.dropped_events for s in self.spools.values()) + \
+            sum(s.shed_records for n, s in self.spools.items() if n != "records")
+        if lost > m.spool_dropped_seen:
+            m.dropped.labels(reason="spool_full").inc(lost - m.spool_dropped_seen)
+            m.spool_dropped_seen = lost
+        if records.shed_records > m.spool_shed_seen:
+            m.shed.labels(reason="spool_full").inc(records.shed_records - m.spool_shed_seen)
+            m.spool_shed_seen = records.shed_records
+
+
+def _fsync_all(fds: list[int]) -> None:
+    for fd in fds:
+        try:
+            os.fsync(fd)
+        except OSError as e:
+            log.warning("sync spool: fsync failed: %s", e)
+        finally:
+            os.close(fd)
 
 
 class _Metrics:
-    def __init__(self, registry: Any, queue: deque[Any]) -> None:
+    def __init__(self, registry: Any, client: SyncClient) -> None:
         from prometheus_client import Counter, Gauge
 
         self.dropped = Counter("palisade_sync_events_dropped_total",
-                               "Events that will never reach the control plane",
-                               ["reason"], registry=registry)
+                               "Detections, list changes and session summaries that will never "
+                               "reach the control plane", ["reason"], registry=registry)
+        self.shed = Counter("palisade_sync_records_shed_total",
+                            "Request records shed to keep the sync queue and spool bounded "
+                            "(the oldest go first)", ["reason"], registry=registry)
         self.sent = Counter("palisade_sync_batches_sent_total",
                             "Batches the control plane acknowledged", registry=registry)
         self.errors = Counter("palisade_sync_errors_total",
@@ -403,9 +517,12 @@ class _Metrics:
         self.list_version = Gauge("palisade_sync_list_version",
                                   "IP-list version this node has applied", registry=registry)
         self.spool_bytes = Gauge("palisade_sync_spool_bytes",
-                                 "Bytes of the disk spool (segments not yet deleted)",
+                                 "Bytes of the disk spools (segments not yet deleted)",
                                  registry=registry)
         queued = Gauge("palisade_sync_queued_events", "Events in memory waiting to be spooled",
                        registry=registry)
-        queued.set_function(lambda: len(queue))
+        queued.set_function(lambda: client.queued)
+        for reason in ("queue_full", "spool_full"):
+            self.shed.labels(reason=reason)   # exported as 0 from the start
         self.spool_dropped_seen = 0
+        self.spool_shed_seen = 0

@@ -1,16 +1,24 @@
 """A disk spool of batches waiting for the control plane: append-only, bounded, crash-safe.
 
 Layout of the spool directory:
-  seg-000000001.log  one batch per line (JSON), appended and fsync'ed per batch
+  seg-000000001.log  one batch per line (JSON), appended (and fsync'ed per batch if durable)
   acks.log           ids of batches the control plane acknowledged, one per line
   cursor             the IP-list version this node has applied (see client.py)
 
-A batch is on disk before it is first sent, so a SIGKILL loses nothing that was spooled; a
-torn last line (killed mid-write) is ignored on the next start. Acks are not fsync'ed: an ack
-lost in a crash only means the batch is sent again, and the control plane drops a batch id it
-has already stored, so every event is still stored exactly once.
+A batch is written before it is first sent, so a SIGKILL loses nothing that was spooled (the
+page cache survives the process); a durable spool also fsyncs each batch, so a power loss
+loses nothing either. A spool that is not durable leaves syncing to its owner
+(`unsynced_fds`, fsync'ed on another thread now and then): a power loss may lose its last
+seconds, never what came before. A torn last line (killed mid-write) is ignored on the next
+start. Acks are not fsync'ed: an ack lost in a crash only means the batch is sent again, and
+the control plane drops a batch id it has already stored, so every event is still stored
+exactly once.
 
-Not thread-safe: the client runs every call on one dedicated I/O thread.
+When the spool outgrows `max_bytes` its oldest segment goes, whatever it holds: the client
+keeps one spool per priority class (node/sync/client.py), so only a class's own backlog is
+ever shed to make room for it. Shed request records and other lost events are counted apart.
+
+Not thread-safe: each spool is used from one thread at a time.
 """
 
 from __future__ import annotations
@@ -36,13 +44,19 @@ class _Entry:
     length: int
     batch_id: str
     events: int
+    records: int    # of which request records (shed by design, counted apart)
+
+
+def _records(items: list[Any]) -> int:
+    return sum(1 for i in items if isinstance(i, dict) and i.get("kind") == "record")
 
 
 class Spool:
     def __init__(self, directory: str | Path, *, max_bytes: int = 128 * 1024 * 1024,
-                 segment_bytes: int = 4 * 1024 * 1024) -> None:
+                 segment_bytes: int = 4 * 1024 * 1024, durable: bool = True) -> None:
         self.dir = Path(directory)
         self.max_bytes = max_bytes
+        self.durable = durable
         # At least four segments fit, so dropping the oldest frees a fraction, not all.
         self.segment_bytes = max(4096, min(segment_bytes, max_bytes // 4))
         self._pending: deque[_Entry] = deque()
@@ -51,8 +65,10 @@ class Spool:
         self._seg_sizes: dict[int, int] = {}
         self._current = 0
         self._fh: Any = None
-        self.dropped_events = 0
-        self.opened = False
+        self.dropped_events = 0    # events lost that are not request records
+        self.shed_records = 0      # request records lost to make room
+        self._unsynced: list[int] = []   # not durable: dup'ed fds of rotated segments
+        self._dirty = False              # not durable: the current segment has unsynced data
 
     # -- state ----------------------------------------------------------------------------------
     @property
@@ -98,7 +114,6 @@ class Spool:
         os.replace(tmp, acks)
         self._current = (segs[-1] if segs else 0) + 1
         self._open_current()
-        self.opened = True
         if self._pending:
             log.info("sync spool: %d batches (%d events) from a previous run to deliver",
                      len(self._pending), self.pending_events)
@@ -114,7 +129,7 @@ class Spool:
                 try:
                     head = json.loads(line)
                     out.append(_Entry(seg, offset, len(line), str(head["batch_id"]),
-                                      len(head["items"])))
+                                      len(head["items"]), _records(head["items"])))
                 except (ValueError, KeyError, TypeError):
                     log.warning("sync spool: skipping an unreadable batch in %s", f.name)
                 offset += len(line)
@@ -127,13 +142,26 @@ class Spool:
         self._acked_in_seg.setdefault(self._current, 0)
 
     def close(self) -> None:
+        for fd in self.unsynced_fds():
+            with contextlib.suppress(OSError):
+                os.fsync(fd)
+            os.close(fd)
         if self._fh is not None:
             self._fh.close()
             self._fh = None
 
+    def unsynced_fds(self) -> list[int]:
+        """Not durable: descriptors (dup'ed, the caller closes them) of the segments written
+        since the last call, to fsync off this thread; a segment deleted meanwhile is fine."""
+        fds, self._unsynced = self._unsynced, []
+        if self._dirty and self._fh is not None:
+            fds.append(os.dup(self._fh.fileno()))
+            self._dirty = False
+        return fds
+
     # -- write ----------------------------------------------------------------------------------
     def append(self, batch: dict[str, Any], line: bytes | None = None) -> None:
-        """Write one batch durably (write + fsync) and queue it for sending."""
+        """Write one batch (and fsync it if durable) and queue it for sending."""
         if line is None:
             line = json.dumps(batch, separators=(",", ":")).encode()
         line += b"\n"
@@ -143,15 +171,21 @@ class Spool:
         offset = self._seg_sizes[self._current]
         self._fh.write(line)
         self._fh.flush()
-        os.fsync(self._fh.fileno())
+        if self.durable:
+            os.fsync(self._fh.fileno())
+        else:
+            self._dirty = True
         self._seg_sizes[self._current] += len(line)
         self._batches_in_seg[self._current] += 1
         self._pending.append(_Entry(self._current, offset, len(line), batch["batch_id"],
-                                    len(batch["items"])))
+                                    len(batch["items"]), _records(batch["items"])))
         self._enforce_bound()
 
     def _rotate(self) -> None:
-        self.close()
+        if self._dirty and self._fh is not None:
+            self._unsynced.append(os.dup(self._fh.fileno()))
+            self._dirty = False
+        self._fh.close()
         old = self._current
         self._current += 1
         self._open_current()
@@ -166,11 +200,16 @@ class Spool:
                 continue
             lost = [e for e in self._pending if e.seg == oldest]
             if lost:
-                self.dropped_events += sum(e.events for e in lost)
+                self._lose(lost)
                 self._pending = deque(e for e in self._pending if e.seg != oldest)
-                log.warning("sync spool full (%d bytes): dropped %d oldest events",
-                            self.max_bytes, sum(e.events for e in lost))
+                log.warning("sync spool %s full (%d bytes): dropped %d oldest events",
+                            self.dir.name, self.max_bytes, sum(e.events for e in lost))
             self._remove_segment(oldest)
+
+    def _lose(self, lost: list[_Entry]) -> None:
+        for e in lost:
+            self.shed_records += e.records
+            self.dropped_events += e.events - e.records
 
     def _remove_segment(self, seg: int) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -192,7 +231,7 @@ class Spool:
             if len(line) == e.length:
                 return e.batch_id, line.rstrip(b"\n"), e.events
             log.warning("sync spool: batch %s vanished from disk; skipping it", e.batch_id)
-            self.dropped_events += e.events
+            self._lose([e])
             self._pending.popleft()
         return None
 

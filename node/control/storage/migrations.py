@@ -107,6 +107,19 @@ CREATE INDEX requests_session_status ON requests (app, session, status, method);
 """
 
 
+# Version 4: nodes push detections and list changes ahead of request records (sync priority
+# classes), so a detection's evidence may name requests not stored yet: they wait in
+# pending_evidence and are marked when they arrive. Nodes report the records they shed.
+_V4 = """
+CREATE TABLE pending_evidence (
+    app TEXT NOT NULL, request_id TEXT NOT NULL, bot_type TEXT NOT NULL, day {I} NOT NULL,
+    ts {F} NOT NULL);
+CREATE INDEX pending_evidence_request ON pending_evidence (app, request_id);
+CREATE INDEX pending_evidence_ts ON pending_evidence (ts);
+ALTER TABLE nodes ADD COLUMN records_shed {I};
+"""
+
+
 def _render(template: str, **types: str) -> list[str]:
     return [s.strip() for s in template.format(**types).split(";") if s.strip()]
 
@@ -115,10 +128,12 @@ SQLITE: list[list[str]] = [
     _render(_V1, ID="INTEGER PRIMARY KEY AUTOINCREMENT", F="REAL", I="INTEGER"),
     _render(_V2),
     _render(_V3),
+    _render(_V4, F="REAL", I="INTEGER"),
 ]
 
 POSTGRES: list[list[str]] = [
     _render(_V1, ID="BIGSERIAL PRIMARY KEY", F="DOUBLE PRECISION", I="BIGINT"),
     _render(_V2),
     _render(_V3),
+    _render(_V4, F="DOUBLE PRECISION", I="BIGINT"),
 ]

@@ -79,7 +79,7 @@ _SESSION_COLS = ("id, app, session_id, ip, node, first_ts, last_ts, requests, st
 _REQUEST_COLS = ("request_id, ts, ip, method, host, path, query, status, duration_ms, "
                  "req_bytes, resp_bytes, ua, username, blocked, attack")
 _NODE_FIELDS = ("version", "addr", "last_push", "lag_seconds", "list_version", "spooled",
-                "dropped")
+                "dropped", "records_shed")
 
 
 class SqlStorage(ABC):
@@ -215,7 +215,39 @@ class SqlStorage(ABC):
             "requests = daily_traffic.requests + excluded.requests, "
             "blocked = daily_traffic.blocked + excluded.blocked",
             [(d, a, n, b) for (d, a), (n, b) in sorted(traffic.items())])
+        await self._mark_late_evidence(c, items)
         return len(rows)
+
+    async def _mark_late_evidence(self, c: Conn, items: list[dict[str, Any]]) -> None:
+        """Mark requests that arrive after the detection citing them (nodes send detections
+        ahead of records): the detection left their ids in pending_evidence."""
+        by_app: dict[str, dict[str, str]] = defaultdict(dict)   # app → request id → path
+        for item in items:
+            r = item["data"]
+            by_app[r["app"]][r["request_id"]] = r["path"]
+        for app, paths in sorted(by_app.items()):
+            for chunk in _chunks(sorted(paths)):
+                found = await c.fetch(
+                    "SELECT request_id, bot_type, day FROM pending_evidence WHERE app = ? AND "
+                    f"request_id IN ({_marks(len(chunk))})", app, *chunk)
+                if not found:
+                    continue
+                by_type: dict[str, list[str]] = defaultdict(list)
+                targets: dict[tuple[int, str], int] = defaultdict(int)
+                for f in found:
+                    by_type[f["bot_type"]].append(f["request_id"])
+                    targets[(int(f["day"]), paths[f["request_id"]])] += 1
+                for bot_type, ids in sorted(by_type.items()):
+                    await c.execute(f"UPDATE requests SET attack = ? WHERE app = ? AND "
+                                    f"request_id IN ({_marks(len(ids))})", bot_type, app, *ids)
+                await c.executemany(
+                    "INSERT INTO daily_targets (day, app, endpoint, hits) VALUES (?,?,?,?) "
+                    "ON CONFLICT (day, app, endpoint) DO UPDATE SET "
+                    "hits = daily_targets.hits + excluded.hits",
+                    [(d, app, p, n) for (d, p), n in sorted(targets.items())])
+                ids = sorted({f["request_id"] for f in found})
+                await c.execute(f"DELETE FROM pending_evidence WHERE app = ? AND request_id "
+                                f"IN ({_marks(len(ids))})", app, *ids)
 
     async def _insert_detections(self, c: Conn, node: str, items: list[dict[str, Any]]
                                  ) -> dict[str, int]:
@@ -253,15 +285,24 @@ class SqlStorage(ABC):
                 "fired = daily_detectors.fired + 1", pairs)
             evidence = [str(e) for e in d["evidence"]]
             targets: dict[str, int] = defaultdict(int)
+            late = []
             for chunk in _chunks(evidence):
                 await c.execute(f"UPDATE requests SET attack = ? WHERE app = ? AND request_id "
                                 f"IN ({_marks(len(chunk))})", d["bot_type"], d["app"], *chunk)
                 # Counted here, not with GROUP BY: SQLite would walk the (app, path) index
                 # in order, i.e. every request of the application, to avoid a sort.
+                seen = set()
                 for r in await c.fetch(
-                        "SELECT path FROM requests WHERE app = ? AND request_id "
+                        "SELECT request_id, path FROM requests WHERE app = ? AND request_id "
                         f"IN ({_marks(len(chunk))})", d["app"], *chunk):
                     targets[r["path"]] += 1
+                    seen.add(r["request_id"])
+                if d.get("evidence_pushed", True):   # else those requests never come
+                    late += sorted(set(chunk) - seen)
+            await c.executemany(
+                "INSERT INTO pending_evidence (app, request_id, bot_type, day, ts) "
+                "VALUES (?,?,?,?,?)", [(d["app"], e, d["bot_type"], day, float(d["ts"]))
+                                       for e in late])
             await c.executemany(
                 "INSERT INTO daily_targets (day, app, endpoint, hits) VALUES (?,?,?,?) "
                 "ON CONFLICT (day, app, endpoint) DO UPDATE SET "
@@ -743,6 +784,8 @@ class SqlStorage(ABC):
             out["sessions"] = await c.execute("DELETE FROM sessions WHERE last_ts < ?", cut)
             out["batches"] = await c.execute("DELETE FROM received_batches WHERE ts < ?",
                                              float(now - retention.batches))
+            out["pending_evidence"] = await c.execute(
+                "DELETE FROM pending_evidence WHERE ts < ?", cut)
         async with self._write() as c:
             # After this an attack still lists, but its detail says "not enough data".
             out["attack_details"] = await c.execute(
