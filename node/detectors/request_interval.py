@@ -5,7 +5,8 @@ inter-arrival gaps is near or above 1 (heavy-tailed think times: 0.6 at the very
 simulator's thousands of visits). A loop with a fixed sleep has a CV near 0, and the usual
 disguise, a sleep drawn uniformly from [a, b], can never exceed 1/sqrt(3) = 0.58: the bound
 sits below both, at 0.5. Uses the actor's Welford running mean / variance (O(1) per request).
-Schedules slower than `max_mean_gap` (an uptime monitor) are left to the other detectors.
+Schedules slower than `max_mean_gap` (30 s: a cron job, an uptime monitor, a customer's
+poller) are no evidence: on an API many honest clients are programs on a timer.
 With whole-second timestamps (an access log) gaps shorter than `coarse_min_gap` on average
 are mostly rounding: the detector abstains there rather than read rounding as rhythm.
 """
@@ -20,7 +21,8 @@ class RequestInterval(Detector):
              "resource_consumption": 0.5}
     params = {"max_cv": Param(0.5, help="gap CV below which timing is machine-regular"),
               "min_intervals": Param(12, "int", minimum=3),
-              "max_mean_gap": Param(300.0, "duration"),
+              "max_mean_gap": Param(30.0, "duration",
+                                  help="slower schedules are cron jobs and monitors"),
               "coarse_min_gap": Param(3.0, "duration")}
 
     def evaluate(self, actor, ev):
