@@ -12,8 +12,9 @@ FIND_PY := for c in python3.12 python3 python3.13 $$(ls -d $${PYENV_ROOT:-$$HOME
 	done
 
 # The system programs the tests run, as program:Debian package: the browser tests' chromium
-# (Playwright cannot download a browser of its own here) and systemd-analyze for the units.
-TEST_SYSTEM_DEPS := chromium:chromium systemd-analyze:systemd
+# (Playwright cannot download a browser of its own here), systemd-analyze for the units and
+# nginx as the trusted proxy of the forwarded-header tests.
+TEST_SYSTEM_DEPS := chromium:chromium systemd-analyze:systemd nginx:nginx-light
 APT_GET ?= apt-get
 
 .PHONY: setup test-deps test test-fast run lint bench clean

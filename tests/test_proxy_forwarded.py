@@ -255,7 +255,7 @@ async def behind_nginx(tmp_path):
     node = Node("node", tmp_path, up, None, trusted_proxies=[
         XFF_NGINX, {"cidr": FWD_NGINX, "header": "forwarded"}])
     subprocess.run([sys.executable, "-m", "node.cli", "ip-list", "--state-dir",
-                    str(node.state), "add", "deny", DENIED, "--reason", "test"],
+                    str(node.state), "--create", "add", "deny", DENIED, "--reason", "test"],
                    check=True, capture_output=True, cwd=node.workdir.parent)
     ports = {"xff_port": free_port(), "fwd_port": free_port()}
     conf = tmp_path / "nginx.conf"

@@ -29,7 +29,7 @@ class Actor:
         "n_unsafe", "n_query", "req_bytes", "resp_bytes", "ua", "ua_kind", "ids", "first_id",
         "ext", "h0", "s0", "decided", "human", "flagged", "ips", "sessions", "uas", "blocked",
         "nsess", "nips", "humans", "auth", "seq", "u_banked", "flows", "customer",
-        "customers",
+        "customers", "handed",
     )
 
     def __init__(self, kind: str, key: Any, ts: float) -> None:
@@ -75,6 +75,8 @@ class Actor:
         self.seq: bytearray | None = None       # sessions: transition / gap counts (behavior)
         self.flows: list[int] | None = None     # requests and bad outcomes per endpoint role
         self.customer = False           # sessions: an established client (judged on its own)
+        self.handed = False             # sessions: a credential the server handed out (the
+                                        # client asked without one first, never logged in)
         self.customers = 0              # ip/net: established client sessions seen here
 
     # -- per-request update: O(1), a handful of arithmetic operations ------------------------

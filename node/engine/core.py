@@ -338,6 +338,10 @@ class Engine:
         if net is not None:
             net.observe(ts, pi, ei, er, status, unsafe, has_q, rq, rs, rid)
         if new_session:
+            if rec.session:
+                fp = self.sessions.get((ai, rec.ip, rec.ua, rec.ja3))
+                if fp is not None and fp.n and not (fp.auth is not None and fp.auth.oks):
+                    sess.handed = True    # an anonymous cookie, not a customer's key
             h = hash(skey)
             ip.nsess += 1
             ua_h = hash(rec.ua)
@@ -488,9 +492,10 @@ class Engine:
         st = actor.auth
         if st is not None and st.fails > AUTHENTICATED_MAX_FAILS:
             return False
-        # A browser's cookie is handed to anyone who asks: a browser session is a customer's
-        # once it logged in. A program presents its key or token from its first call.
-        if not (st is not None and st.oks) and actor.ua_kind not in _MACHINE_UA_KINDS:
+        # A cookie is handed to anyone who asks: a session is a customer's once it logged in,
+        # or when a program presented its key or token from its first call.
+        if not (st is not None and st.oks) and (
+                actor.handed or actor.ua_kind not in _MACHINE_UA_KINDS):
             return False
         actor.customer = True
         ev.ip.customers += 1
