@@ -93,7 +93,11 @@ async def test_flood_sheds_records_and_loses_no_detection_or_list_change(tmp_pat
     assert all(a is not None for _, a in stored_changes)   # each linked to its detection
     assert all(n == 1 for n in records.values())
     shed = client.records_shed
-    assert len(records) + shed == RECORDS, (len(records), shed, stats)
+    # Every record is stored or counted as shed. A batch in flight when the control plane
+    # hung can be both: the push timed out, the batch was shed, and the control plane stored
+    # it when it woke up -- so the sum may exceed the records sent, never fall short.
+    assert len(records) <= RECORDS and len(records) + shed >= RECORDS, (len(records), shed,
+                                                                         stats)
     assert client.dropped == 0 and stats["records_shed"] == shed
     assert sum(registry.get_sample_value("palisade_sync_records_shed_total",
                                          {"reason": r}) for r in ("queue_full",
